@@ -1,0 +1,153 @@
+"""Full-ranking evaluation in user batches on the model's device, with exclusion masks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from mmbench.data.interactions import Interactions
+from mmbench.evaluation.metrics import RANKING_METRICS, mae, rmse
+from mmbench.models.base import Recommender
+
+
+@dataclass
+class EvalResult:
+    """Mean metrics, per-user values and (optionally) each user's top-K list, over contiguous user ids."""
+
+    means: dict[str, float]
+    users: np.ndarray
+    per_user: dict[str, np.ndarray]
+    topk_items: np.ndarray | None = None
+    topk_scores: np.ndarray | None = None
+    n_users: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Evaluator:
+    """Ranks all items for every user with a relevant target item.
+
+    Items in ``exclude`` (the training set; plus validation when testing) are
+    masked before top-K. With ``positive_threshold`` only target events rated at
+    least that much are relevant. Users are processed ``batch_size`` at a time, so
+    no dense users x items matrix of the whole data set is ever built.
+    """
+
+    def __init__(
+        self,
+        ks: Sequence[int] = (10, 20),
+        metrics: Sequence[str] = ("recall", "ndcg", "precision", "hit", "map", "mrr"),
+        batch_size: int = 512,
+        positive_threshold: float | None = None,
+        progress: bool = True,
+    ) -> None:
+        unknown = [m for m in metrics if m not in RANKING_METRICS]
+        if unknown:
+            raise ValueError(f"eval.metrics: unknown {unknown}; choose from {sorted(RANKING_METRICS)}")
+        if not ks or min(ks) < 1:
+            raise ValueError(f"eval.ks must be positive integers, got {list(ks)}")
+        self.ks = sorted(int(k) for k in ks)
+        self.metrics = list(metrics)
+        self.batch_size = batch_size
+        self.positive_threshold = positive_threshold
+        self.progress = progress
+
+    @property
+    def max_k(self) -> int:
+        return self.ks[-1]
+
+    def relevant(self, target: Interactions) -> sp.csr_matrix:
+        """Users x items 0/1 matrix of the relevant target events."""
+        if self.positive_threshold is not None:
+            target = target.subset(target.ratings >= self.positive_threshold)
+        m = target.to_csr()
+        m.data[:] = 1.0
+        return m
+
+    @staticmethod
+    def exclusion(exclude: Sequence[Interactions], n_users: int, n_items: int) -> sp.csr_matrix:
+        m = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+        for part in exclude:
+            m = m + part.to_csr()
+        return m.tocsr()
+
+    def rank_batch(
+        self, model: Recommender, users: np.ndarray, excl: sp.csr_matrix, rel: sp.csr_matrix
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Top-``max_k`` items and scores for ``users`` with excluded items masked, and their 0/1 hits."""
+        device = model.device
+        u = torch.as_tensor(users, device=device)
+        with torch.no_grad():
+            scores = model.score(u).float()
+        _fill(scores, excl[users], float("-inf"))
+        k = min(self.max_k, scores.shape[1])
+        top_scores, top_items = torch.topk(scores, k, dim=1)
+        dense_rel = torch.zeros(scores.shape, dtype=torch.float64, device=device)
+        _fill(dense_rel, rel[users], 1.0)
+        return top_items, top_scores, dense_rel.gather(1, top_items)
+
+    def per_user(self, hits: torch.Tensor, n_rel: torch.Tensor) -> dict[str, torch.Tensor]:
+        if hits.shape[1] < self.max_k:  # catalogue smaller than K: missing ranks are misses
+            hits = torch.nn.functional.pad(hits, (0, self.max_k - hits.shape[1]))
+        return {f"{m}@{k}": RANKING_METRICS[m].fn(hits, n_rel, k) for m in self.metrics for k in self.ks}
+
+    def evaluate(
+        self,
+        model: Recommender,
+        target: Interactions,
+        exclude: Sequence[Interactions] = (),
+        keep_topk: bool = False,
+        desc: str = "evaluate",
+    ) -> EvalResult:
+        rel = self.relevant(target)
+        n_rel_all = np.asarray(rel.sum(1)).ravel()
+        users = np.flatnonzero(n_rel_all > 0)
+        excl = self.exclusion(exclude, target.n_users, target.n_items)
+        values: dict[str, list[np.ndarray]] = {}
+        tops, top_scores = [], []
+        batches = range(0, len(users), self.batch_size)
+        for start in tqdm(batches, desc=desc, disable=not self.progress or len(batches) < 2, leave=False):
+            b = users[start:start + self.batch_size]
+            items, scores, hits = self.rank_batch(model, b, excl, rel)
+            n_rel = torch.as_tensor(n_rel_all[b], dtype=torch.float64, device=hits.device)
+            for key, v in self.per_user(hits, n_rel).items():
+                values.setdefault(key, []).append(v.cpu().numpy())
+            if keep_topk:
+                tops.append(items.cpu().numpy())
+                top_scores.append(scores.cpu().numpy())
+        per_user = {k: np.concatenate(v) if v else np.zeros(0) for k, v in values.items()}
+        if not per_user:
+            per_user = {f"{m}@{k}": np.zeros(0) for m in self.metrics for k in self.ks}
+        means = {k: float(v.mean()) if len(v) else float("nan") for k, v in per_user.items()}
+        result = EvalResult(means, users, per_user, n_users=len(users))
+        if keep_topk:
+            result.topk_items = np.concatenate(tops) if tops else np.zeros((0, self.max_k), np.int64)
+            result.topk_scores = np.concatenate(top_scores) if top_scores else np.zeros((0, self.max_k), np.float32)
+        if hasattr(model, "predict") and not target.is_implicit and len(target):
+            pred = _predict_batched(model, target, self.batch_size * 256)
+            truth = torch.as_tensor(target.ratings)
+            result.means.update(rmse=rmse(pred, truth), mae=mae(pred, truth))
+        return result
+
+
+def _fill(dense: torch.Tensor, rows: sp.csr_matrix, value: float) -> None:
+    """Set ``dense[r, c] = value`` for every stored entry of the sparse batch ``rows``."""
+    if rows.nnz == 0:
+        return
+    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    dense[torch.as_tensor(r, device=dense.device), torch.as_tensor(rows.indices, device=dense.device)] = value
+
+
+def _predict_batched(model: Recommender, target: Interactions, batch: int) -> torch.Tensor:
+    out = []
+    device = model.device
+    with torch.no_grad():
+        for s in range(0, len(target), batch):
+            u = torch.as_tensor(target.users[s:s + batch], device=device)
+            i = torch.as_tensor(target.items[s:s + batch], device=device)
+            out.append(model.predict(u, i).float().cpu())
+    return torch.cat(out)

@@ -1,0 +1,157 @@
+"""One benchmark run: config -> data -> split -> model -> validation -> test (once) -> MLflow."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import mmbench
+from mmbench.config import flatten, validate
+from mmbench.data.interactions import Dataset
+from mmbench.evaluation.evaluator import EvalResult, Evaluator
+from mmbench.models.base import NeuralRecommender, Recommender
+from mmbench.splits import Split, load_or_create
+from mmbench.tracking import MLflowTracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a run produced: metrics by key (``val/…``, ``test/…``, ``time/…``) and where it was logged."""
+
+    metrics: dict[str, float]
+    run_id: str
+    artifact_uri: str
+    split: Split
+
+
+def git_commit() -> str:
+    root = Path(mmbench.__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (out.stdout.strip() + ("-dirty" if dirty else "")) if out.returncode == 0 else "unknown"
+
+
+def model_name(cfg: DictConfig) -> str:
+    """The model's name is its class name, lower-cased: ``conf/model/bpr.yaml`` builds ``BPR``."""
+    return str(cfg.model._target_).rsplit(".", 1)[-1].lower()
+
+
+def fit(model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: MLflowTracker,
+        workdir: Path) -> dict[str, float]:
+    """Fit on train (val for early stopping only); returns fit facts to log."""
+    if isinstance(model, NeuralRecommender):
+        trainer = instantiate(cfg.trainer, checkpoint_dir=str(workdir / "checkpoints"))
+        report = trainer.fit(model, split.train, split.val, evaluator, logger=tracker.lightning_logger())
+        out = {"fit/epochs": float(report.epochs)}
+        if report.best_epoch is not None:
+            out.update({"fit/best_epoch": float(report.best_epoch), "fit/best_val_monitor": report.best_score})
+        return out
+    model.fit(split.train, split.val)
+    return {}
+
+
+def save_result(ds: Dataset, result: EvalResult, folder: Path, part: str, topk: bool) -> None:
+    (folder / "metrics").mkdir(parents=True, exist_ok=True)
+    per_user = pd.DataFrame({"user": ds.user_ids[result.users], **result.per_user})
+    per_user.to_csv(folder / "metrics" / f"per_user_{part}.tsv", sep="\t", index=False, float_format="%.10g")
+    if topk:
+        (folder / "recommendations").mkdir(exist_ok=True)
+        n, k = result.topk_items.shape
+        pd.DataFrame({
+            "user": np.repeat(ds.user_ids[result.users], k),
+            "rank": np.tile(np.arange(1, k + 1), n),
+            "item": ds.item_ids[result.topk_items.ravel()],
+            "score": result.topk_scores.ravel(),
+        }).to_csv(folder / "recommendations" / f"{part}_topk.tsv", sep="\t", index=False, float_format="%.8g")
+
+
+def format_table(metrics: dict[str, float]) -> str:
+    """Rows of metric names, columns val and test."""
+    names = sorted({k.split("/", 1)[1] for k in metrics if k.startswith(("val/", "test/"))},
+                   key=lambda n: (n.split("@")[0], int(n.split("@")[1]) if "@" in n else 0))
+    lines = [f"{'metric':<14}{'val':>10}{'test':>10}", "-" * 34]
+    for n in names:
+        v, t = metrics.get(f"val/{n}", float("nan")), metrics.get(f"test/{n}", float("nan"))
+        lines.append(f"{n:<14}{v:>10.4f}{t:>10.4f}")
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Run the configured benchmark; the test set is evaluated exactly once, after fitting."""
+    validate(cfg)
+    torch.set_num_threads(int(cfg.threads))
+    pl.seed_everything(int(cfg.seed), verbose=False)
+    tracker: MLflowTracker = instantiate(cfg.logger)
+    name = model_name(cfg)
+    tracker.start(run_name=f"{name}-{cfg.dataset._target_.rsplit('.', 1)[-1].lower()}-seed{cfg.seed}",
+                  tags={"model": name, "seed": str(cfg.seed), "git_commit": git_commit(),
+                        "mmbench_version": mmbench.__version__, "command": " ".join(sys.argv)})
+    status = "FAILED"
+    try:
+        with tempfile.TemporaryDirectory(prefix="mmbench-run-") as tmp:
+            work = Path(tmp)
+            OmegaConf.save(cfg, work / "config.yaml", resolve=True)
+            tracker.log_params(flatten(cfg))
+            times: dict[str, float] = {}
+
+            t = time.perf_counter()
+            ds = instantiate(cfg.preprocess)(instantiate(cfg.dataset).read())
+            split = load_or_create(ds, instantiate(cfg.split), cfg.paths.split_dir)
+            times["time/data_s"] = time.perf_counter() - t
+            tracker.set_tags({"dataset": ds.name, "split_fingerprint": split.fingerprint,
+                              "split_dir": str(split.directory)})
+
+            evaluator: Evaluator = instantiate(cfg.eval)
+            model: Recommender = instantiate(cfg.model)
+            t = time.perf_counter()
+            fit_facts = fit(model, split, cfg, evaluator, tracker, work)
+            times["time/fit_s"] = time.perf_counter() - t
+
+            t = time.perf_counter()
+            val = evaluator.evaluate(model, split.val, [split.train], desc="validation")
+            times["time/eval_val_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            test = evaluator.evaluate(model, split.test, [split.train, split.val], keep_topk=True, desc="test")
+            times["time/eval_test_s"] = time.perf_counter() - t
+
+            metrics = {f"val/{k}": v for k, v in val.means.items()}
+            metrics.update({f"test/{k}": v for k, v in test.means.items()})
+            metrics.update({"val/n_users": val.n_users, "test/n_users": test.n_users, **times, **fit_facts})
+            metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            if torch.cuda.is_available():
+                metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            tracker.log_metrics(metrics)
+
+            save_result(ds, val, work, "val", topk=False)
+            save_result(ds, test, work, "test", topk=True)
+            split_art = work / "split"
+            split_art.mkdir()
+            for f in [*split.files().values(), split.directory / "split.json"]:
+                (split_art / f.name).write_bytes(f.read_bytes())
+            for sub in ("metrics", "recommendations", "split", "checkpoints"):
+                if (work / sub).is_dir():
+                    tracker.log_artifacts(work / sub, sub)
+            tracker.client.log_artifact(tracker.run_id, str(work / "config.yaml"))
+        status = "FINISHED"
+        return RunResult(metrics, tracker.run_id, tracker.artifact_uri, split)
+    finally:
+        tracker.end(status)

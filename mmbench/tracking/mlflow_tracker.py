@@ -1,0 +1,103 @@
+"""MLflow tracking: one run per pipeline run, opened before any work so a bad store fails first."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from mmbench.evaluation.metrics import metric_key
+
+log = logging.getLogger(__name__)
+
+# An unreachable server should fail in seconds, not after MLflow's default minutes of retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used."""
+
+
+class MLflowTracker:
+    """Logs params, metrics, tags and artifacts of one run.
+
+    The default store is a local SQLite file plus an artifact folder beside it
+    (``conf/logger/mlflow.yaml``); any MLflow URI (a server, a database) works.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str = "mmbench",
+        artifact_dir: str | None = None,
+        run_name: str | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.artifact_dir = artifact_dir
+        self.run_name = run_name
+        self.client: MlflowClient | None = None
+        self.run_id: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.tracking_uri.startswith(("sqlite:", "file:")) or "://" not in self.tracking_uri
+
+    def start(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
+        """Create (or find) the experiment and open a run; raise :class:`TrackingError` if the store fails."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                location = None
+                if self.artifact_dir and self.is_local:
+                    location = (Path(self.artifact_dir).expanduser().resolve() / self.experiment).as_uri()
+                exp_id = self.client.create_experiment(self.experiment, artifact_location=location)
+            else:
+                exp_id = exp.experiment_id
+            run = self.client.create_run(exp_id, run_name=run_name or self.run_name, tags=tags or {})
+        except Exception as e:  # MLflow raises many types for an unusable store
+            raise TrackingError(f"MLflow store {self.tracking_uri!r} is not usable: {e}") from e
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    @property
+    def artifact_uri(self) -> str:
+        return self.client.get_run(self.run_id).info.artifact_uri
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for s in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[s:s + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        import time
+
+        ts = int(time.time() * 1000)
+        items = [Metric(metric_key(k), float(v), ts, step) for k, v in metrics.items()]
+        for s in range(0, len(items), 500):
+            self.client.log_batch(self.run_id, metrics=items[s:s + 500])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self.run_id is not None:
+            self.client.set_terminated(self.run_id, status)
+
+    def lightning_logger(self):
+        """A Lightning logger writing per-epoch metrics into this same run."""
+        from pytorch_lightning.loggers import MLFlowLogger
+
+        return MLFlowLogger(tracking_uri=self.tracking_uri, run_id=self.run_id)

@@ -1,0 +1,5 @@
+"""Generic training of neural recommenders with PyTorch Lightning."""
+
+from mmbench.training.trainer import FitReport, NeuralTrainer
+
+__all__ = ["FitReport", "NeuralTrainer"]

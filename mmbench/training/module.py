@@ -1,0 +1,43 @@
+"""The one LightningModule that trains any NeuralRecommender and validates it by full ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import scipy.sparse as sp
+import torch
+
+from mmbench.evaluation.evaluator import Evaluator
+from mmbench.evaluation.metrics import metric_key
+from mmbench.models.base import NeuralRecommender
+
+
+class RecModule(pl.LightningModule):
+    """``training_step`` is the model's ``loss``; validation ranks all items for the validation users
+    (training items masked) and logs ``val/<metric>_at_<k>`` for every metric of the evaluator."""
+
+    def __init__(self, model: NeuralRecommender, evaluator: Evaluator, exclude: sp.csr_matrix,
+                 relevant: sp.csr_matrix, monitor: str) -> None:
+        super().__init__()
+        self.model = model
+        self.evaluator = evaluator
+        self.exclude = exclude
+        self.relevant = relevant
+        self.n_rel = np.asarray(relevant.sum(1)).ravel()
+        self.monitor = monitor
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        loss = self.model.loss(batch)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        users = batch[0].cpu().numpy()
+        _, _, hits = self.evaluator.rank_batch(self.model, users, self.exclude, self.relevant)
+        n_rel = torch.as_tensor(self.n_rel[users], dtype=torch.float64, device=hits.device)
+        for key, v in self.evaluator.per_user(hits, n_rel).items():
+            self.log(metric_key(f"val/{key}"), v.float().mean(), on_epoch=True, batch_size=len(users), sync_dist=True,
+                     prog_bar=key == self.monitor)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.model.configure_optimizer()

@@ -1,0 +1,130 @@
+"""NeuralTrainer: the trainer config group, wrapping a Lightning Trainer with early stopping and best checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import Logger
+from torch.utils.data import DataLoader, TensorDataset
+
+from mmbench.data.interactions import Interactions
+from mmbench.evaluation.evaluator import Evaluator
+from mmbench.evaluation.metrics import metric_for, metric_key
+from mmbench.models.base import NeuralRecommender
+from mmbench.training.module import RecModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitReport:
+    """What training did: epochs run, the selected (best validation) epoch and its score."""
+
+    epochs: int
+    best_epoch: int | None
+    best_score: float | None
+    monitor: str
+    checkpoint: str | None
+
+
+class NeuralTrainer:
+    """Trains a :class:`NeuralRecommender` with Lightning.
+
+    Early stopping and checkpoint selection read ``val/<monitor>`` only; after
+    training the best checkpoint's weights are loaded, so that is the model tested.
+    ``precision`` is Lightning's: ``32-true`` on CPU, ``16-mixed`` / ``bf16-mixed`` on GPU.
+    """
+
+    def __init__(
+        self,
+        max_epochs: int = 50,
+        batch_size: int = 2048,
+        monitor: str = "ndcg@10",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        precision: str = "32-true",
+        accelerator: str = "cpu",
+        devices: int | str | list[int] = 1,
+        strategy: str = "auto",
+        check_val_every_n_epoch: int = 1,
+        enable_progress_bar: bool = True,
+        deterministic: bool = True,
+        seed: int = 0,
+        checkpoint_dir: str | None = None,
+    ) -> None:
+        metric_for(monitor)  # fails early on an unknown metric name
+        self.max_epochs, self.batch_size, self.monitor = max_epochs, batch_size, monitor
+        self.patience, self.min_delta, self.precision = patience, min_delta, precision
+        self.accelerator, self.devices, self.strategy = accelerator, devices, strategy
+        self.check_val_every_n_epoch = check_val_every_n_epoch
+        self.enable_progress_bar, self.deterministic, self.seed = enable_progress_bar, deterministic, seed
+        self.checkpoint_dir = checkpoint_dir
+
+    def fit(
+        self,
+        model: NeuralRecommender,
+        train: Interactions,
+        val: Interactions | None,
+        evaluator: Evaluator,
+        logger: Logger | bool = False,
+    ) -> FitReport:
+        pl.seed_everything(self.seed, workers=True, verbose=False)
+        model.build(train)
+        key = metric_key(f"val/{self.monitor}")
+        mode = metric_for(self.monitor).mode
+        has_val = val is not None and len(val) > 0
+        if has_val and self.monitor.split("@")[0] not in evaluator.metrics:
+            raise ValueError(f"trainer.monitor={self.monitor!r} is not computed by eval.metrics={evaluator.metrics}")
+        if has_val and "@" in self.monitor and int(self.monitor.split("@")[1]) not in evaluator.ks:
+            raise ValueError(f"trainer.monitor={self.monitor!r}: K is not in eval.ks={evaluator.ks}")
+        module = RecModule(
+            model,
+            evaluator,
+            Evaluator.exclusion([train], train.n_users, train.n_items),
+            evaluator.relevant(val) if has_val else Evaluator.exclusion([], train.n_users, train.n_items),
+            self.monitor,
+        )
+        ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")
+        callbacks: list[pl.Callback] = []
+        ckpt = None
+        if has_val:
+            ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=key, mode=mode, save_top_k=1,
+                                   save_weights_only=True, auto_insert_metric_name=False)
+            callbacks += [ckpt, EarlyStopping(monitor=key, mode=mode, patience=self.patience, min_delta=self.min_delta)]
+        trainer = pl.Trainer(
+            max_epochs=self.max_epochs,
+            accelerator=self.accelerator,
+            devices=self.devices,
+            strategy=self.strategy,
+            precision=self.precision,
+            logger=logger,
+            callbacks=callbacks,
+            enable_checkpointing=has_val,
+            check_val_every_n_epoch=self.check_val_every_n_epoch,
+            num_sanity_val_steps=0,
+            limit_val_batches=1.0 if has_val else 0,
+            enable_progress_bar=self.enable_progress_bar,
+            enable_model_summary=False,
+            deterministic=self.deterministic,
+            log_every_n_steps=1,
+        )
+        train_loader = DataLoader(model.train_data(train, self.batch_size, self.seed), batch_size=None)
+        val_users = np.flatnonzero(np.asarray(module.relevant.sum(1)).ravel() > 0)
+        val_loader = DataLoader(TensorDataset(torch.as_tensor(val_users)), batch_size=evaluator.batch_size)
+        trainer.fit(module, train_loader, val_loader if has_val else None)
+        best_epoch = best_score = None
+        if ckpt is not None and ckpt.best_model_path:
+            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(state["state_dict"])
+            best_score = float(ckpt.best_model_score)
+            best_epoch = int(state["epoch"])
+            log.info("restored best epoch %d (%s=%.5f)", best_epoch, key, best_score)
+        model.to("cpu" if self.accelerator == "cpu" else model.device)
+        return FitReport(trainer.current_epoch, best_epoch, best_score, key, ckpt.best_model_path if ckpt else None)
