@@ -23,9 +23,11 @@ def _main(cfg: DictConfig) -> float | None:
         print(f"mmbench: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(2)
     print(format_table(result.metrics))
-    print(f"fit {result.metrics['time/fit_s']:.2f}s, evaluation "
-          f"{result.metrics['time/eval_val_s'] + result.metrics['time/eval_test_s']:.2f}s, "
-          f"split {result.split.fingerprint[:16]}")
+    print(
+        f"fit {result.metrics['time/fit_s']:.2f}s, evaluation "
+        f"{result.metrics['time/eval_val_s'] + result.metrics['time/eval_test_s']:.2f}s, "
+        f"split {result.split.fingerprint[:16]}"
+    )
     print(f"MLflow run id: {result.run_id}")
     print(f"artifacts: {result.artifact_uri}")
     return result.metrics.get(f"val/{cfg.trainer.monitor}")

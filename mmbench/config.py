@@ -29,7 +29,7 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
-def _import(path: str) -> Callable[..., Any]:
+def import_target(path: str) -> Callable[..., Any]:
     module, _, name = path.rpartition(".")
     try:
         obj = importlib.import_module(module)
@@ -81,7 +81,7 @@ def validate(cfg: DictConfig) -> None:
     """
     for key, node in _target_nodes(cfg):
         target = node["_target_"]
-        obj = _import(target)
+        obj = import_target(target)
         try:
             sig = inspect.signature(obj)
         except (TypeError, ValueError):
@@ -102,7 +102,9 @@ def validate(cfg: DictConfig) -> None:
             if missing:
                 raise ConfigError(f"{key}: {target} needs {missing}")
         for k in given:
-            if k not in params or OmegaConf.is_missing(node, k):
+            if OmegaConf.is_missing(node, k):
+                raise ConfigError(f"{key}.{k} has no value (???): give it, e.g. `mmbench {key}.{k}=...`")
+            if k not in params:
                 continue
             value = node[k]
             if isinstance(value, DictConfig):

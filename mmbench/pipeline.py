@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import mmbench
-from mmbench.config import flatten, validate
+from mmbench.config import flatten, import_target, validate
 from mmbench.data.interactions import Dataset
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
 from mmbench.models.base import NeuralRecommender, Recommender
@@ -43,8 +43,12 @@ def git_commit() -> str:
     root = Path(mmbench.__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return (out.stdout.strip() + ("-dirty" if dirty else "")) if out.returncode == 0 else "unknown"
@@ -55,8 +59,9 @@ def model_name(cfg: DictConfig) -> str:
     return str(cfg.model._target_).rsplit(".", 1)[-1].lower()
 
 
-def fit(model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: MLflowTracker,
-        workdir: Path) -> dict[str, float]:
+def fit(
+    model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: MLflowTracker, workdir: Path
+) -> dict[str, float]:
     """Fit on train (val for early stopping only); returns fit facts to log."""
     if isinstance(model, NeuralRecommender):
         trainer = instantiate(cfg.trainer, checkpoint_dir=str(workdir / "checkpoints"))
@@ -76,18 +81,22 @@ def save_result(ds: Dataset, result: EvalResult, folder: Path, part: str, topk: 
     if topk:
         (folder / "recommendations").mkdir(exist_ok=True)
         n, k = result.topk_items.shape
-        pd.DataFrame({
-            "user": np.repeat(ds.user_ids[result.users], k),
-            "rank": np.tile(np.arange(1, k + 1), n),
-            "item": ds.item_ids[result.topk_items.ravel()],
-            "score": result.topk_scores.ravel(),
-        }).to_csv(folder / "recommendations" / f"{part}_topk.tsv", sep="\t", index=False, float_format="%.8g")
+        pd.DataFrame(
+            {
+                "user": np.repeat(ds.user_ids[result.users], k),
+                "rank": np.tile(np.arange(1, k + 1), n),
+                "item": ds.item_ids[result.topk_items.ravel()],
+                "score": result.topk_scores.ravel(),
+            }
+        ).to_csv(folder / "recommendations" / f"{part}_topk.tsv", sep="\t", index=False, float_format="%.8g")
 
 
 def format_table(metrics: dict[str, float]) -> str:
     """Rows of metric names, columns val and test."""
-    names = sorted({k.split("/", 1)[1] for k in metrics if k.startswith(("val/", "test/"))},
-                   key=lambda n: (n.split("@")[0], int(n.split("@")[1]) if "@" in n else 0))
+    names = sorted(
+        {k.split("/", 1)[1] for k in metrics if k.startswith(("val/", "test/"))},
+        key=lambda n: (n.split("@")[0], int(n.split("@")[1]) if "@" in n else 0),
+    )
     lines = [f"{'metric':<14}{'val':>10}{'test':>10}", "-" * 34]
     for n in names:
         v, t = metrics.get(f"val/{n}", float("nan")), metrics.get(f"test/{n}", float("nan"))
@@ -102,9 +111,17 @@ def run(cfg: DictConfig) -> RunResult:
     pl.seed_everything(int(cfg.seed), verbose=False)
     tracker: MLflowTracker = instantiate(cfg.logger)
     name = model_name(cfg)
-    tracker.start(run_name=f"{name}-{cfg.dataset._target_.rsplit('.', 1)[-1].lower()}-seed{cfg.seed}",
-                  tags={"model": name, "seed": str(cfg.seed), "git_commit": git_commit(),
-                        "mmbench_version": mmbench.__version__, "command": " ".join(sys.argv)})
+    dataset_name = getattr(import_target(cfg.dataset._target_), "name", "dataset")
+    tracker.start(
+        run_name=f"{name}-{dataset_name}-seed{cfg.seed}",
+        tags={
+            "model": name,
+            "seed": str(cfg.seed),
+            "git_commit": git_commit(),
+            "mmbench_version": mmbench.__version__,
+            "command": " ".join(sys.argv),
+        },
+    )
     status = "FAILED"
     try:
         with tempfile.TemporaryDirectory(prefix="mmbench-run-") as tmp:
@@ -117,8 +134,9 @@ def run(cfg: DictConfig) -> RunResult:
             ds = instantiate(cfg.preprocess)(instantiate(cfg.dataset).read())
             split = load_or_create(ds, instantiate(cfg.split), cfg.paths.split_dir)
             times["time/data_s"] = time.perf_counter() - t
-            tracker.set_tags({"dataset": ds.name, "split_fingerprint": split.fingerprint,
-                              "split_dir": str(split.directory)})
+            tracker.set_tags(
+                {"dataset": ds.name, "split_fingerprint": split.fingerprint, "split_dir": str(split.directory)}
+            )
 
             evaluator: Evaluator = instantiate(cfg.eval)
             model: Recommender = instantiate(cfg.model)

@@ -84,7 +84,9 @@ class ItemContent:
 
     def __post_init__(self) -> None:
         if len(self.values) != len(self.mask):
-            raise ValueError(f"ItemContent[{self.modality}]: {len(self.values)} values but {len(self.mask)} mask entries")
+            raise ValueError(
+                f"ItemContent[{self.modality}]: {len(self.values)} values but {len(self.mask)} mask entries"
+            )
 
     def take(self, items: np.ndarray) -> ItemContent:
         """Content of the given items, in that order."""
@@ -129,14 +131,27 @@ class Dataset:
         """
         inter = self.interactions.subset(rows)
         if not compact:
-            return Dataset(self.name, inter, self.user_ids, self.item_ids, self.user_table, self.item_table,
-                           self.content, self.source)
+            return Dataset(
+                self.name,
+                inter,
+                self.user_ids,
+                self.item_ids,
+                self.user_table,
+                self.item_table,
+                self.content,
+                self.source,
+            )
         keep_u, new_u = np.unique(inter.users, return_inverse=True)
         keep_i, new_i = np.unique(inter.items, return_inverse=True)
         return Dataset(
             self.name,
             Interactions(
-                new_u.astype(np.int64), new_i.astype(np.int64), inter.ratings, inter.timestamps, len(keep_u), len(keep_i)
+                new_u.astype(np.int64),
+                new_i.astype(np.int64),
+                inter.ratings,
+                inter.timestamps,
+                len(keep_u),
+                len(keep_i),
             ),
             self.user_ids[keep_u],
             self.item_ids[keep_i],
@@ -166,7 +181,7 @@ class Dataset:
             if len(bad):
                 row = int(bad[0])
                 raise ValueError(
-                    f"{source}: line {row + 2}: {name} id {df[name].iloc[row]!r} is not in dataset {self.name!r}"
+                    f"{source}: line {row + 2}: {name} id {df[name].iloc[row]} is not in dataset {self.name!r}"
                     f" ({len(bad)} such rows)"
                 )
         return Interactions(

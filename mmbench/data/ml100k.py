@@ -30,8 +30,25 @@ FILE_SHA256 = {
     "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
 }
 GENRES = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ]
 SUBDIR = Path("movielens") / "ml-100k"
 
@@ -100,10 +117,15 @@ class MovieLens100K(DatasetLoader):
 
     def read(self) -> Dataset:
         root = resolve_ml100k(self.data_dir, self.cache_dir, self.download)
-        ratings = read_delimited(root / "u.data", ["user", "item", "rating", "timestamp"], "\t",
-                                 numeric=("user", "item", "rating", "timestamp"))
-        users = read_delimited(root / "u.user", ["user", "age", "gender", "occupation", "zip_code"], "|",
-                               numeric=("user", "age"))
+        ratings = read_delimited(
+            root / "u.data",
+            ["user", "item", "rating", "timestamp"],
+            "\t",
+            numeric=("user", "item", "rating", "timestamp"),
+        )
+        users = read_delimited(
+            root / "u.user", ["user", "age", "gender", "occupation", "zip_code"], "|", numeric=("user", "age")
+        )
         items = read_delimited(
             root / "u.item",
             ["item", "title", "release_date", "video_release_date", "imdb_url", *GENRES],
@@ -114,7 +136,9 @@ class MovieLens100K(DatasetLoader):
         )
         users = users.astype({"user": np.int64, "age": np.int64}).set_index("user")
         items = items.astype({"item": np.int64, **{g: np.int8 for g in GENRES}}).set_index("item")
-        items["year"] = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year.astype("Int64")
+        items["year"] = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year.astype(
+            "Int64"
+        )
         ds = build_dataset(
             self.name,
             ratings["user"].to_numpy(np.int64),

@@ -55,8 +55,9 @@ class Preprocess:
             ds = ds.restrict(np.flatnonzero(keep), compact=False)
         if self.binarize:
             inter = ds.interactions
-            ds.interactions = type(inter)(inter.users, inter.items, np.ones_like(inter.ratings), inter.timestamps,
-                                          inter.n_users, inter.n_items)
+            ds.interactions = type(inter)(
+                inter.users, inter.items, np.ones_like(inter.ratings), inter.timestamps, inter.n_users, inter.n_items
+            )
         if self.min_user_interactions > 1 or self.min_item_interactions > 1:
             ds = self._kcore(ds)
         return ds
@@ -89,12 +90,17 @@ class Preprocess:
         while True:
             uc = np.bincount(inter.users[keep], minlength=inter.n_users)
             ic = np.bincount(inter.items[keep], minlength=inter.n_items)
-            new = keep & (uc[inter.users] >= self.min_user_interactions) & (ic[inter.items] >= self.min_item_interactions)
+            new = (
+                keep & (uc[inter.users] >= self.min_user_interactions) & (ic[inter.items] >= self.min_item_interactions)
+            )
             if new.sum() == keep.sum():
                 break
             keep = new
         log.info(
             "k-core (users>=%d, items>=%d) removed %d of %d events",
-            self.min_user_interactions, self.min_item_interactions, (~keep).sum(), len(keep),
+            self.min_user_interactions,
+            self.min_item_interactions,
+            (~keep).sum(),
+            len(keep),
         )
         return ds.restrict(np.flatnonzero(keep))

@@ -32,6 +32,11 @@ def read_delimited(
     """
     path = Path(path)
     first = 2 if header else 1  # file line number of data row 0
+    if header:
+        with open(path, encoding=encoding) as f:
+            got = f.readline().rstrip("\r\n").split(sep)
+        if got != names:
+            raise DataFormatError(f"{path}: line 1: header {got} != expected {names}")
     try:
         df = pd.read_csv(
             path,
@@ -49,8 +54,6 @@ def read_delimited(
         raise DataFormatError(f"{path}: {e}") from e
     except UnicodeDecodeError as e:
         raise DataFormatError(f"{path}: not {encoding} text ({e})") from e
-    if header and list(df.columns) != names:
-        raise DataFormatError(f"{path}: line 1: header {list(df.columns)} != expected {names}")
     blank = (df == "").all(axis=1) | df.isna().all(axis=1)
     if blank.any():
         log.info("%s: skipped %d blank lines", path, int(blank.sum()))

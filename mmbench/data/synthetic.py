@@ -61,8 +61,13 @@ class Synthetic(DatasetLoader):
         timestamps = rng.integers(1_000_000_000, 1_100_000_000, len(users))
 
         ds = build_dataset(
-            self.name, users, items, ratings.astype(np.float32), timestamps,
-            pd.DataFrame(index=pd.RangeIndex(self.n_users)), self._item_table(V),
+            self.name,
+            users,
+            items,
+            ratings.astype(np.float32),
+            timestamps,
+            pd.DataFrame(index=pd.RangeIndex(self.n_users)),
+            self._item_table(V),
         )
         ds.content = {
             "image": ItemContent("image", self._images(V, rng), rng.random(self.n_items) >= self.missing_image),
@@ -85,6 +90,4 @@ class Synthetic(DatasetLoader):
         top = np.argsort(-np.abs(V), axis=1)[:, : self.text_words]
         sign = np.where(np.take_along_axis(V, top, axis=1) > 0, "pos", "neg")
         filler = rng.integers(0, 50, len(V))
-        return [
-            " ".join(f"f{k}{s}" for k, s in zip(t, sg)) + f" w{f}" for t, sg, f in zip(top, sign, filler)
-        ]
+        return [" ".join(f"f{k}{s}" for k, s in zip(t, sg)) + f" w{f}" for t, sg, f in zip(top, sign, filler)]

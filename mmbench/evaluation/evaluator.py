@@ -111,7 +111,7 @@ class Evaluator:
         tops, top_scores = [], []
         batches = range(0, len(users), self.batch_size)
         for start in tqdm(batches, desc=desc, disable=not self.progress or len(batches) < 2, leave=False):
-            b = users[start:start + self.batch_size]
+            b = users[start : start + self.batch_size]
             items, scores, hits = self.rank_batch(model, b, excl, rel)
             n_rel = torch.as_tensor(n_rel_all[b], dtype=torch.float64, device=hits.device)
             for key, v in self.per_user(hits, n_rel).items():
@@ -147,7 +147,7 @@ def _predict_batched(model: Recommender, target: Interactions, batch: int) -> to
     device = model.device
     with torch.no_grad():
         for s in range(0, len(target), batch):
-            u = torch.as_tensor(target.users[s:s + batch], device=device)
-            i = torch.as_tensor(target.items[s:s + batch], device=device)
+            u = torch.as_tensor(target.users[s : s + batch], device=device)
+            i = torch.as_tensor(target.items[s : s + batch], device=device)
             out.append(model.predict(u, i).float().cpu())
     return torch.cat(out)

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
@@ -51,9 +50,9 @@ class MLflowTracker:
 
     def start(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
         """Create (or find) the experiment and open a run; raise :class:`TrackingError` if the store fails."""
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.tracking_uri.startswith("sqlite:///"):
+                Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
             exp = self.client.get_experiment_by_name(self.experiment)
             if exp is None:
@@ -76,7 +75,7 @@ class MLflowTracker:
     def log_params(self, params: dict[str, Any]) -> None:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for s in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[s:s + 100])
+            self.client.log_batch(self.run_id, params=items[s : s + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         import time
@@ -84,7 +83,7 @@ class MLflowTracker:
         ts = int(time.time() * 1000)
         items = [Metric(metric_key(k), float(v), ts, step) for k, v in metrics.items()]
         for s in range(0, len(items), 500):
-            self.client.log_batch(self.run_id, metrics=items[s:s + 500])
+            self.client.log_batch(self.run_id, metrics=items[s : s + 500])
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])

@@ -16,8 +16,14 @@ class RecModule(pl.LightningModule):
     """``training_step`` is the model's ``loss``; validation ranks all items for the validation users
     (training items masked) and logs ``val/<metric>_at_<k>`` for every metric of the evaluator."""
 
-    def __init__(self, model: NeuralRecommender, evaluator: Evaluator, exclude: sp.csr_matrix,
-                 relevant: sp.csr_matrix, monitor: str) -> None:
+    def __init__(
+        self,
+        model: NeuralRecommender,
+        evaluator: Evaluator,
+        exclude: sp.csr_matrix,
+        relevant: sp.csr_matrix,
+        monitor: str,
+    ) -> None:
         super().__init__()
         self.model = model
         self.evaluator = evaluator
@@ -36,8 +42,14 @@ class RecModule(pl.LightningModule):
         _, _, hits = self.evaluator.rank_batch(self.model, users, self.exclude, self.relevant)
         n_rel = torch.as_tensor(self.n_rel[users], dtype=torch.float64, device=hits.device)
         for key, v in self.evaluator.per_user(hits, n_rel).items():
-            self.log(metric_key(f"val/{key}"), v.float().mean(), on_epoch=True, batch_size=len(users), sync_dist=True,
-                     prog_bar=key == self.monitor)
+            self.log(
+                metric_key(f"val/{key}"),
+                v.float().mean(),
+                on_epoch=True,
+                batch_size=len(users),
+                sync_dist=True,
+                prog_bar=key == self.monitor,
+            )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.model.configure_optimizer()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -95,8 +94,15 @@ class NeuralTrainer:
         callbacks: list[pl.Callback] = []
         ckpt = None
         if has_val:
-            ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=key, mode=mode, save_top_k=1,
-                                   save_weights_only=True, auto_insert_metric_name=False)
+            ckpt = ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="best",
+                monitor=key,
+                mode=mode,
+                save_top_k=1,
+                save_weights_only=True,
+                auto_insert_metric_name=False,
+            )
             callbacks += [ckpt, EarlyStopping(monitor=key, mode=mode, patience=self.patience, min_delta=self.min_delta)]
         trainer = pl.Trainer(
             max_epochs=self.max_epochs,

@@ -1,0 +1,79 @@
+"""Recompute a run's test metrics from its artifacts alone, independently of mmbench's evaluator.
+
+Reads ``split/{train,val,test}.tsv`` and ``recommendations/test_topk.tsv`` from a run's
+artifact folder and recomputes Recall/NDCG/Precision/Hit/MAP/MRR@K with plain Python
+(sets and loops, no numpy/torch), so a bug in the vectorised evaluator cannot hide.
+
+    python scripts/recompute_metrics.py <artifact-folder> [--ks 10 20] [--positive-threshold 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def read_pairs(path: Path, threshold: float | None = None) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if threshold is None or float(row["rating"]) >= threshold:
+                out[row["user"]].add(row["item"])
+    return out
+
+
+def recompute(folder: Path, ks: list[int], threshold: float | None = None) -> dict[str, float]:
+    train = read_pairs(folder / "split" / "train.tsv")
+    val = read_pairs(folder / "split" / "val.tsv")
+    test = read_pairs(folder / "split" / "test.tsv", threshold)
+    lists: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    with open(folder / "recommendations" / "test_topk.tsv", newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            lists[row["user"]].append((int(row["rank"]), row["item"]))
+    sums: dict[str, float] = defaultdict(float)
+    users = [u for u, items in test.items() if items]
+    for u in users:
+        ranked = [item for _, item in sorted(lists[u])]
+        seen = train.get(u, set()) | val.get(u, set())
+        if any(item in seen for item in ranked):
+            raise AssertionError(f"user {u}: a training or validation item is in the test top-K list")
+        rel = test[u]
+        for k in ks:
+            top = ranked[:k]
+            hits = [1 if item in rel else 0 for item in top]
+            n_hit = sum(hits)
+            sums[f"recall@{k}"] += n_hit / len(rel)
+            sums[f"precision@{k}"] += n_hit / k
+            sums[f"hit@{k}"] += 1.0 if n_hit else 0.0
+            dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+            idcg = sum(1 / math.log2(r + 2) for r in range(min(k, len(rel))))
+            sums[f"ndcg@{k}"] += dcg / idcg
+            ap, found = 0.0, 0
+            for r, h in enumerate(hits):
+                if h:
+                    found += 1
+                    ap += found / (r + 1)
+            sums[f"map@{k}"] += ap / min(k, len(rel))
+            first = next((r for r, h in enumerate(hits) if h), None)
+            sums[f"mrr@{k}"] += 0.0 if first is None else 1.0 / (first + 1)
+    return {key: v / len(users) for key, v in sums.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("folder", type=Path, help="a run's artifact folder")
+    p.add_argument("--ks", type=int, nargs="+", default=[10, 20])
+    p.add_argument("--positive-threshold", type=float, default=None)
+    a = p.parse_args(argv)
+    json.dump(recompute(a.folder, a.ks, a.positive_threshold), sys.stdout, indent=2, sort_keys=True)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Shared fixtures: the real ML-100K folder (skipped only when absent and not required), tiny datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmbench.data.interactions import Dataset, Interactions, build_dataset
+
+torch.set_num_threads(1)
+
+
+def _data_dir() -> Path | None:
+    d = os.environ.get("MMBENCH_DATA_DIR")
+    if d and (Path(d) / "movielens" / "ml-100k" / "u.data").is_file():
+        return Path(d).resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``$MMBENCH_DATA_DIR``; a missing folder skips, or fails when ``MMBENCH_REQUIRE_DATA`` is set."""
+    d = _data_dir()
+    if d is None:
+        msg = f"ML-100K not found under MMBENCH_DATA_DIR={os.environ.get('MMBENCH_DATA_DIR')!r}"
+        if os.environ.get("MMBENCH_REQUIRE_DATA"):
+            pytest.fail(msg + " and MMBENCH_REQUIRE_DATA is set")
+        pytest.skip(msg)
+    return d
+
+
+@pytest.fixture(scope="session")
+def ml100k(data_dir: Path) -> Dataset:
+    from mmbench.data.ml100k import MovieLens100K
+
+    return MovieLens100K(str(data_dir), download=False).read()
+
+
+def make_interactions(
+    pairs: list[tuple[int, int]], n_users: int, n_items: int, ratings: list[float] | None = None
+) -> Interactions:
+    u = np.array([p[0] for p in pairs], np.int64)
+    i = np.array([p[1] for p in pairs], np.int64)
+    r = np.ones(len(pairs), np.float32) if ratings is None else np.array(ratings, np.float32)
+    return Interactions(u, i, r, np.arange(len(pairs), dtype=np.int64), n_users, n_items)
+
+
+def make_dataset(
+    users: list,
+    items: list,
+    ratings: list[float] | None = None,
+    timestamps: list[int] | None = None,
+    name: str = "tiny",
+) -> Dataset:
+    n = len(users)
+    return build_dataset(
+        name,
+        np.array(users),
+        np.array(items),
+        np.ones(n, np.float32) if ratings is None else np.array(ratings, np.float32),
+        np.arange(n, dtype=np.int64) if timestamps is None else np.array(timestamps, np.int64),
+    )

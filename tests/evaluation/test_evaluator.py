@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from mmbench.evaluation.evaluator import Evaluator
+from mmbench.models.base import Recommender
+from tests.conftest import make_interactions
+
+
+class Fixed(Recommender):
+    """Scores from a fixed matrix; records the batch sizes it was asked for."""
+
+    def __init__(self, scores):
+        self.scores = torch.tensor(scores, dtype=torch.float32)
+        self.batches = []
+
+    def fit(self, train, val=None):
+        return self
+
+    def score(self, users, items=None):
+        self.batches.append(len(users))
+        return self.scores[users].clone()
+
+
+SCORES = [[5, 4, 3, 2, 1], [1, 2, 3, 4, 5], [5, 4, 3, 2, 1]]
+
+
+def test_masks_excluded_items_and_ranks_the_rest():
+    train = make_interactions([(0, 0), (1, 4)], 3, 5)
+    val = make_interactions([(0, 1)], 3, 5)
+    test = make_interactions([(0, 2), (1, 0), (2, 3)], 3, 5)
+    ev = Evaluator(ks=[1, 2], metrics=["hit", "recall"], progress=False)
+    r = ev.evaluate(Fixed(SCORES), test, [train, val], keep_topk=True)
+    # user 0: items 0 (train) and 1 (val) masked -> ranks 2, 3; user 1: 4 masked -> 3, 2; user 2: 0, 1
+    np.testing.assert_array_equal(r.topk_items, [[2, 3], [3, 2], [0, 1]])
+    np.testing.assert_array_equal(r.per_user["hit@1"], [1, 0, 0])
+    np.testing.assert_array_equal(r.per_user["hit@2"], [1, 0, 0])
+    assert r.means["recall@2"] == pytest.approx(1 / 3)
+    assert torch.isfinite(torch.tensor(r.topk_scores)).all()
+
+
+def test_only_users_with_relevant_items_and_threshold():
+    test = make_interactions([(0, 2), (1, 0)], 3, 5, ratings=[5, 2])
+    ev = Evaluator(ks=[3], metrics=["hit"], positive_threshold=4, progress=False)
+    r = ev.evaluate(Fixed(SCORES), test, [])
+    assert r.users.tolist() == [0] and r.n_users == 1
+
+
+def test_batches_do_not_change_results_and_respect_batch_size():
+    rng = np.random.default_rng(0)
+    scores = rng.random((50, 30)).tolist()
+    pairs = [(u, i) for u in range(50) for i in rng.choice(30, 4, replace=False)]
+    target = make_interactions(pairs[::2], 50, 30)
+    train = make_interactions(pairs[1::2], 50, 30)
+    a_model, b_model = Fixed(scores), Fixed(scores)
+    a = Evaluator(batch_size=7, progress=False).evaluate(a_model, target, [train])
+    b = Evaluator(batch_size=512, progress=False).evaluate(b_model, target, [train])
+    assert max(a_model.batches) <= 7 and len(a_model.batches) == 8
+    for k in a.per_user:
+        np.testing.assert_allclose(a.per_user[k], b.per_user[k])
+
+
+def test_rating_metrics_for_models_that_predict():
+    class Rating(Fixed):
+        def predict(self, users, items):
+            return self.scores[users, items]
+
+    target = make_interactions([(0, 0), (1, 1)], 3, 5, ratings=[4, 4])
+    r = Evaluator(ks=[1], metrics=["hit"], progress=False).evaluate(Rating(SCORES), target, [])
+    assert r.means["rmse"] == pytest.approx(np.sqrt((1 + 4) / 2))
+    assert r.means["mae"] == pytest.approx(1.5)
+
+
+def test_unknown_metric_is_rejected():
+    with pytest.raises(ValueError, match="ndcg"):
+        Evaluator(metrics=["ndgc"])

@@ -1,0 +1,105 @@
+"""The pipeline on the synthetic dataset: tracking, artifacts, test-once, reproducibility."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+
+from mmbench import pipeline
+from mmbench.config import CONF_DIR
+from mmbench.evaluation.evaluator import Evaluator
+from mmbench.tracking import TrackingError
+
+
+def cfg_for(tmp_path, *overrides):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(
+            "config",
+            overrides=[
+                f"paths.work_dir={tmp_path}",
+                f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+                "dataset=synthetic",
+                "eval.progress=false",
+                "trainer.enable_progress_bar=false",
+                *overrides,
+            ],
+        )
+
+
+def test_run_logs_config_metrics_tags_and_artifacts(tmp_path):
+    res = pipeline.run(cfg_for(tmp_path, "model=pop"))
+    run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id)
+    assert run.info.status == "FINISHED"
+    m = run.data.metrics
+    assert m["test/ndcg_at_10"] == pytest.approx(res.metrics["test/ndcg@10"])
+    assert {"val/recall_at_20", "time/fit_s", "time/eval_test_s", "memory/peak_rss_mb"} <= set(m)
+    tags = run.data.tags
+    assert tags["model"] == "pop" and tags["dataset"] == "synthetic" and tags["seed"] == "0"
+    assert tags["split_fingerprint"] == res.split.fingerprint and tags["git_commit"]
+    assert run.data.params["model._target_"] == "mmbench.models.pop.Pop"
+    art = Path(urlparse(res.artifact_uri).path)
+    assert art.is_relative_to(tmp_path / "mlartifacts")
+    for f in [
+        "config.yaml",
+        "metrics/per_user_test.tsv",
+        "recommendations/test_topk.tsv",
+        "split/train.tsv",
+        "split/val.tsv",
+        "split/test.tsv",
+        "split/split.json",
+    ]:
+        assert (art / f).is_file(), f
+    top = pd.read_csv(art / "recommendations/test_topk.tsv", sep="\t")
+    assert list(top.columns) == ["user", "rank", "item", "score"]
+    assert top["rank"].min() == 1 and top["rank"].max() == 20
+    per_user = pd.read_csv(art / "metrics/per_user_test.tsv", sep="\t")
+    assert per_user["ndcg@10"].mean() == pytest.approx(res.metrics["test/ndcg@10"])
+    assert len(per_user) == res.metrics["test/n_users"]
+
+
+def test_models_share_the_saved_split(tmp_path):
+    a = pipeline.run(cfg_for(tmp_path, "model=pop"))
+    b = pipeline.run(cfg_for(tmp_path, "model=random", "seed=3"))
+    assert a.split.fingerprint == b.split.fingerprint and a.split.directory == b.split.directory
+    assert b.metrics["test/ndcg@10"] < a.metrics["test/ndcg@10"]
+
+
+def test_test_set_is_evaluated_once_after_fit(tmp_path, monkeypatch):
+    calls = []
+    real = Evaluator.evaluate
+
+    def spy(self, model, target, exclude=(), keep_topk=False, desc=""):
+        calls.append((desc, len(exclude)))
+        return real(self, model, target, exclude, keep_topk, desc)
+
+    monkeypatch.setattr(Evaluator, "evaluate", spy)
+    res = pipeline.run(cfg_for(tmp_path, "model=bpr", "trainer.max_epochs=2"))
+    assert calls == [("validation", 1), ("test", 2)]
+    assert res.metrics["fit/epochs"] == 2
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    a = pipeline.run(cfg_for(tmp_path, "model=bpr", "trainer.max_epochs=3"))
+    b = pipeline.run(cfg_for(tmp_path, "model=bpr", "trainer.max_epochs=3"))
+    c = pipeline.run(cfg_for(tmp_path, "model=bpr", "trainer.max_epochs=3", "seed=1"))
+    keys = [k for k in a.metrics if k.startswith(("val/", "test/"))]
+    assert {k: a.metrics[k] for k in keys} == {k: b.metrics[k] for k in keys}
+    assert a.metrics["test/ndcg@20"] != c.metrics["test/ndcg@20"]
+
+
+def test_unusable_tracking_store_fails_before_any_work(tmp_path, monkeypatch):
+    from mmbench.data.synthetic import Synthetic
+
+    def must_not_run(self):
+        raise AssertionError("data was loaded before the tracking store was checked")
+
+    monkeypatch.setattr(Synthetic, "read", must_not_run)
+    (tmp_path / "file").write_text("")
+    cfg = cfg_for(tmp_path, f"logger.tracking_uri=sqlite:///{tmp_path}/file/mlflow.db")
+    with pytest.raises(TrackingError, match="not usable"):
+        pipeline.run(cfg)

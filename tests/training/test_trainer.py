@@ -1,0 +1,35 @@
+import pytest
+
+from mmbench.data.preprocess import Preprocess
+from mmbench.data.synthetic import Synthetic
+from mmbench.evaluation.evaluator import Evaluator
+from mmbench.models.bpr import BPR
+from mmbench.splits import load_or_create
+from mmbench.splits.splitters import RandomSplit
+from mmbench.training import NeuralTrainer
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    ds = Preprocess()(Synthetic(n_users=150, n_items=200, seed=0).read())
+    return load_or_create(ds, RandomSplit(), tmp_path_factory.mktemp("splits"))
+
+
+def test_early_stopping_restores_the_best_validation_epoch(split):
+    ev = Evaluator(ks=[10], metrics=["ndcg"], progress=False)
+    model = BPR(embedding_dim=16)
+    rep = NeuralTrainer(max_epochs=40, patience=3, batch_size=256, enable_progress_bar=False).fit(
+        model, split.train, split.val, ev
+    )
+    assert rep.best_epoch is not None and rep.epochs <= 40
+    # the model left behind is the best checkpoint: its validation score is the recorded best
+    again = ev.evaluate(model, split.val, [split.train]).means["ndcg@10"]
+    assert again == pytest.approx(rep.best_score, abs=1e-6)
+
+
+def test_monitor_must_be_a_computed_validation_metric(split):
+    ev = Evaluator(ks=[10], metrics=["recall"], progress=False)
+    with pytest.raises(ValueError, match="not computed"):
+        NeuralTrainer(max_epochs=1, monitor="ndcg@10").fit(BPR(), split.train, split.val, ev)
+    with pytest.raises(KeyError):
+        NeuralTrainer(monitor="ndgc@10")
