@@ -54,6 +54,19 @@ def git_commit() -> str:
     return (out.stdout.strip() + ("-dirty" if dirty else "")) if out.returncode == 0 else "unknown"
 
 
+def sweep_tags() -> dict[str, str]:
+    """``sweep_id`` (the multirun folder) and ``job_num`` when run inside a Hydra multirun; else nothing."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return {}
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return {}
+    return {"sweep_id": str(Path(hc.sweep.dir).resolve()), "job_num": str(hc.job.num)}
+
+
 def model_name(cfg: DictConfig) -> str:
     """The model's name is its class name, lower-cased: ``conf/model/bpr.yaml`` builds ``BPR``."""
     return str(cfg.model._target_).rsplit(".", 1)[-1].lower()
@@ -120,6 +133,7 @@ def run(cfg: DictConfig) -> RunResult:
             "git_commit": git_commit(),
             "mmbench_version": mmbench.__version__,
             "command": " ".join(sys.argv),
+            **sweep_tags(),
         },
     )
     status = "FAILED"
