@@ -1,0 +1,111 @@
+"""Splitter interface and the on-disk split store keyed by a fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmbench.data.interactions import Dataset, Interactions
+
+log = logging.getLogger(__name__)
+
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train/val/test over one id space, with the fingerprint that names it and the folder that holds it."""
+
+    train: Interactions
+    val: Interactions
+    test: Interactions
+    fingerprint: str
+    directory: Path
+
+    def files(self) -> dict[str, Path]:
+        return {p: self.directory / f"{p}.tsv" for p in PARTS}
+
+
+class Splitter(ABC):
+    """Assigns every event of a dataset to train (0), val (1), test (2), or none (-1)."""
+
+    @abstractmethod
+    def assign(self, ds: Dataset) -> np.ndarray:
+        """Per-event part label in {-1, 0, 1, 2}."""
+
+    def params(self) -> dict[str, Any]:
+        """Everything that changes the assignment (goes into the fingerprint)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def fingerprint(self, ds: Dataset) -> str:
+        spec = {
+            "dataset": ds.name,
+            "data": ds.fingerprint(),
+            "splitter": f"{type(self).__module__}.{type(self).__qualname__}",
+            "params": self.params(),
+        }
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Split:
+    """The split of ``ds`` by ``splitter``: read from ``split_dir`` if saved before, else computed and saved."""
+    fp = splitter.fingerprint(ds)
+    folder = Path(split_dir).expanduser() / ds.name / fp[:16]
+    meta_path = folder / "split.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") != fp:
+            raise RuntimeError(f"{meta_path}: fingerprint {meta.get('fingerprint')} != {fp} (prefix collision)")
+        parts = {p: ds.from_frame(pd.read_csv(folder / f"{p}.tsv", sep="\t"), str(folder / f"{p}.tsv"))
+                 for p in PARTS}
+        for p in PARTS:
+            if len(parts[p]) != meta["counts"][p]:
+                raise RuntimeError(f"{folder / (p + '.tsv')}: {len(parts[p])} rows, split.json says {meta['counts'][p]}")
+        log.info("reusing split %s from %s", fp[:16], folder)
+        return Split(parts["train"], parts["val"], parts["test"], fp, folder)
+
+    labels = splitter.assign(ds)
+    if labels.shape != (len(ds.interactions),):
+        raise RuntimeError(f"{type(splitter).__name__} returned {labels.shape} labels for {len(ds.interactions)} events")
+    parts = {p: ds.interactions.subset(labels == k) for k, p in enumerate(PARTS)}
+    n_none = int((labels < 0).sum())
+    if n_none:
+        log.warning("%s left %d of %d events out of every part", type(splitter).__name__, n_none, len(labels))
+    if len(parts["train"]) == 0:
+        raise ValueError(f"{type(splitter).__name__} produced an empty training set")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    try:
+        for p in PARTS:
+            ds.to_frame(parts[p]).to_csv(tmp / f"{p}.tsv", sep="\t", index=False)
+        meta = {
+            "fingerprint": fp,
+            "dataset": ds.name,
+            "splitter": f"{type(splitter).__module__}.{type(splitter).__qualname__}",
+            "params": splitter.params(),
+            "counts": {p: len(parts[p]) for p in PARTS},
+            "unassigned": n_none,
+        }
+        (tmp / "split.json").write_text(json.dumps(meta, indent=2, default=str))
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process saved the same split first
+            shutil.rmtree(tmp)
+            return load_or_create(ds, splitter, split_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("saved split %s to %s (train %d, val %d, test %d)", fp[:16], folder,
+             *(len(parts[p]) for p in PARTS))
+    return Split(parts["train"], parts["val"], parts["test"], fp, folder)
