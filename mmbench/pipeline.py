@@ -21,8 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 import mmbench
 from mmbench.config import flatten, import_target, validate
 from mmbench.data.interactions import Dataset
+from mmbench.encoders import ModalityFeatures, build_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
 from mmbench.models.base import NeuralRecommender, Recommender
+from mmbench.models.multimodal import MultimodalRecommender
 from mmbench.splits import Split, load_or_create
 from mmbench.tracking import MLflowTracker
 
@@ -85,6 +87,26 @@ def fit(
         return out
     model.fit(split.train, split.val)
     return {}
+
+
+def encode(
+    cfg: DictConfig, ds: Dataset, tracker: MLflowTracker
+) -> tuple[dict[str, ModalityFeatures], dict[str, float]]:
+    """The encoder stage: ``cfg.encoders`` (modality -> encoder) into item features; nothing when empty."""
+    encoders = {str(m): instantiate(c) for m, c in (cfg.get("encoders") or {}).items()}
+    if not encoders:
+        return {}, {}
+    features, tags, times = build_features(encoders, ds, cfg.paths.cache_dir)
+    tracker.set_tags(tags)
+    return features, times
+
+
+def give_features(model: Recommender, features: dict[str, ModalityFeatures]) -> None:
+    """Multimodal models receive the features before ``fit``; other models ignore them (with a warning)."""
+    if isinstance(model, MultimodalRecommender):
+        model.set_features(features)
+    elif features:
+        log.warning("%s uses no item features: encoders %s are ignored", type(model).__name__, sorted(features))
 
 
 def save_result(ds: Dataset, result: EvalResult, folder: Path, part: str, topk: bool) -> None:
@@ -152,8 +174,15 @@ def run(cfg: DictConfig) -> RunResult:
                 {"dataset": ds.name, "split_fingerprint": split.fingerprint, "split_dir": str(split.directory)}
             )
 
+            t = time.perf_counter()
+            features, enc_times = encode(cfg, ds, tracker)
+            times.update(enc_times)
+            if features:
+                times["time/encode_s"] = time.perf_counter() - t
+
             evaluator: Evaluator = instantiate(cfg.eval)
             model: Recommender = instantiate(cfg.model)
+            give_features(model, features)
             t = time.perf_counter()
             fit_facts = fit(model, split, cfg, evaluator, tracker, work)
             times["time/fit_s"] = time.perf_counter() - t
@@ -168,6 +197,8 @@ def run(cfg: DictConfig) -> RunResult:
             metrics = {f"val/{k}": v for k, v in val.means.items()}
             metrics.update({f"test/{k}": v for k, v in test.means.items()})
             metrics.update({"val/n_users": val.n_users, "test/n_users": test.n_users, **times, **fit_facts})
+            if isinstance(model, MultimodalRecommender):
+                metrics.update(model.diagnostics())
             metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if torch.cuda.is_available():
                 metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20

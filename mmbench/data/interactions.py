@@ -92,6 +92,8 @@ class ItemContent:
         """Content of the given items, in that order."""
         if isinstance(self.values, np.ndarray):
             return ItemContent(self.modality, self.values[items], self.mask[items])
+        if hasattr(self.values, "take"):  # lazy containers (e.g. poster files) select without loading
+            return ItemContent(self.modality, self.values.take(items), self.mask[items])
         return ItemContent(self.modality, [self.values[i] for i in items], self.mask[items])
 
 

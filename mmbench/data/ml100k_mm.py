@@ -129,6 +129,10 @@ class PosterImages(Sequence):
     def __iter__(self) -> Iterator[np.ndarray]:
         return (self[i] for i in range(len(self)))
 
+    def take(self, items: np.ndarray) -> PosterImages:
+        """The images of ``items``, in that order, still lazy."""
+        return PosterImages([self.paths[int(i)] for i in items], self.size)
+
     def fingerprint(self) -> str:
         """SHA-256 over the image files' bytes (and the size), for feature-cache keys."""
         h = hashlib.sha256(f"size={self.size}".encode())

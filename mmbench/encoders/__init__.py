@@ -1,0 +1,7 @@
+"""Per-modality item encoders (frozen and cached, or trained inside the model)."""
+
+from mmbench.encoders.base import Encoder, FeatureTable, ModalityFeatures, content_fingerprint
+from mmbench.encoders.cache import cached_extract
+from mmbench.encoders.features import build_features
+
+__all__ = ["Encoder", "FeatureTable", "ModalityFeatures", "build_features", "cached_extract", "content_fingerprint"]

