@@ -35,6 +35,10 @@ class Evaluator:
     masked before top-K. With ``positive_threshold`` only target events rated at
     least that much are relevant. Users are processed ``batch_size`` at a time, so
     no dense users x items matrix of the whole data set is ever built.
+
+    ``candidates="target"`` ranks only the items that occur in the evaluated part (e.g. the held-out
+    items of a cold-item split, so a model ranks the new items for their users); ``"all"`` ranks the
+    whole catalogue.
     """
 
     def __init__(
@@ -44,7 +48,11 @@ class Evaluator:
         batch_size: int = 512,
         positive_threshold: float | None = None,
         progress: bool = True,
+        candidates: str = "all",
     ) -> None:
+        if candidates not in ("all", "target"):
+            raise ValueError(f"eval.candidates={candidates!r}: choose 'all' or 'target'")
+        self.candidates = candidates
         unknown = [m for m in metrics if m not in RANKING_METRICS]
         if unknown:
             raise ValueError(f"eval.metrics: unknown {unknown}; choose from {sorted(RANKING_METRICS)}")
@@ -68,6 +76,14 @@ class Evaluator:
         m.data[:] = 1.0
         return m
 
+    def candidate_mask(self, target: Interactions) -> np.ndarray | None:
+        """Items that may be ranked (``None``: all): with ``candidates="target"``, the target's items."""
+        if self.candidates == "all":
+            return None
+        mask = np.zeros(target.n_items, bool)
+        mask[target.items] = True
+        return mask
+
     @staticmethod
     def exclusion(exclude: Sequence[Interactions], n_users: int, n_items: int) -> sp.csr_matrix:
         m = sp.csr_matrix((n_users, n_items), dtype=np.float32)
@@ -76,15 +92,23 @@ class Evaluator:
         return m.tocsr()
 
     def rank_batch(
-        self, model: Recommender, users: np.ndarray, excl: sp.csr_matrix, rel: sp.csr_matrix
+        self,
+        model: Recommender,
+        users: np.ndarray,
+        excl: sp.csr_matrix,
+        rel: sp.csr_matrix,
+        candidates: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Top-``max_k`` items and scores for ``users`` with excluded items masked, and their 0/1 hits."""
+        """Top-``max_k`` items and scores for ``users`` with excluded items (and non-candidates) masked,
+        and their 0/1 hits."""
         device = model.device
         u = torch.as_tensor(users, device=device)
         with torch.no_grad():
             scores = model.score(u).float()
         _fill(scores, excl[users], float("-inf"))
-        k = min(self.max_k, scores.shape[1])
+        if candidates is not None:
+            scores[:, torch.as_tensor(~candidates, device=device)] = float("-inf")
+        k = min(self.max_k, scores.shape[1] if candidates is None else int(candidates.sum()))
         top_scores, top_items = torch.topk(scores, k, dim=1)
         dense_rel = torch.zeros(scores.shape, dtype=torch.float64, device=device)
         _fill(dense_rel, rel[users], 1.0)
@@ -107,12 +131,13 @@ class Evaluator:
         n_rel_all = np.asarray(rel.sum(1)).ravel()
         users = np.flatnonzero(n_rel_all > 0)
         excl = self.exclusion(exclude, target.n_users, target.n_items)
+        cand = self.candidate_mask(target)
         values: dict[str, list[np.ndarray]] = {}
         tops, top_scores = [], []
         batches = range(0, len(users), self.batch_size)
         for start in tqdm(batches, desc=desc, disable=not self.progress or len(batches) < 2, leave=False):
             b = users[start : start + self.batch_size]
-            items, scores, hits = self.rank_batch(model, b, excl, rel)
+            items, scores, hits = self.rank_batch(model, b, excl, rel, cand)
             n_rel = torch.as_tensor(n_rel_all[b], dtype=torch.float64, device=hits.device)
             for key, v in self.per_user(hits, n_rel).items():
                 values.setdefault(key, []).append(v.cpu().numpy())

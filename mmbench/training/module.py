@@ -23,6 +23,7 @@ class RecModule(pl.LightningModule):
         exclude: sp.csr_matrix,
         relevant: sp.csr_matrix,
         monitor: str,
+        candidates: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -31,6 +32,7 @@ class RecModule(pl.LightningModule):
         self.relevant = relevant
         self.n_rel = np.asarray(relevant.sum(1)).ravel()
         self.monitor = monitor
+        self.candidates = candidates
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.model.loss(batch)
@@ -39,7 +41,7 @@ class RecModule(pl.LightningModule):
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         users = batch[0].cpu().numpy()
-        _, _, hits = self.evaluator.rank_batch(self.model, users, self.exclude, self.relevant)
+        _, _, hits = self.evaluator.rank_batch(self.model, users, self.exclude, self.relevant, self.candidates)
         n_rel = torch.as_tensor(self.n_rel[users], dtype=torch.float64, device=hits.device)
         for key, v in self.evaluator.per_user(hits, n_rel).items():
             self.log(

@@ -89,6 +89,7 @@ class NeuralTrainer:
             Evaluator.exclusion([train], train.n_users, train.n_items),
             evaluator.relevant(val) if has_val else Evaluator.exclusion([], train.n_users, train.n_items),
             self.monitor,
+            evaluator.candidate_mask(val) if has_val else None,
         )
         ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")
         callbacks: list[pl.Callback] = []
