@@ -54,3 +54,24 @@ class PairwiseSampler(IterableDataset):
         for s in range(0, len(u), self.batch_size):
             sl = slice(s, s + self.batch_size)
             yield torch.from_numpy(u[sl]), torch.from_numpy(i[sl]), torch.from_numpy(j[sl])
+
+
+class RatingSampler(IterableDataset):
+    """Each epoch: every training event once, shuffled, as ``(users, items, ratings)`` batches (rating
+    regression). Epoch ``e`` uses seed ``(seed, e)``."""
+
+    def __init__(self, train: Interactions, batch_size: int, seed: int = 0) -> None:
+        self.users = train.users.astype(np.int64)
+        self.items = train.items.astype(np.int64)
+        self.ratings = train.ratings.astype(np.float32)
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.users) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.users))
+        self.epoch += 1
+        for s in range(0, len(order), self.batch_size):
+            b = order[s : s + self.batch_size]
+            yield torch.from_numpy(self.users[b]), torch.from_numpy(self.items[b]), torch.from_numpy(self.ratings[b])
