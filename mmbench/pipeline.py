@@ -199,6 +199,8 @@ def run(cfg: DictConfig) -> RunResult:
             metrics.update({"val/n_users": val.n_users, "test/n_users": test.n_users, **times, **fit_facts})
             if isinstance(model, MultimodalRecommender):
                 metrics.update(model.diagnostics())
+            if isinstance(model, torch.nn.Module):
+                metrics["model/n_params"] = float(sum(p.numel() for p in model.parameters()))
             metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if torch.cuda.is_available():
                 metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -131,9 +131,12 @@ class FREEDOM(MultimodalRecommender):
         u, i, j = batch
         ug, ig = self.propagate(self.train_adj.to(self.user_emb.weight.device))
         loss = bpr(ug[u], ig[i], ig[j])
-        for m, proj in self.proj.items():
-            f = proj(getattr(self, f"feat_{m}")) * getattr(self, f"mask_{m}")[:, None]
-            loss = loss + self.reg_weight * bpr(ug[u], f[i], f[j])
+        if self.reg_weight:
+            uniq, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
+            fi, fj = inverse[: len(i)], inverse[len(i) :]
+            for m, proj in self.proj.items():
+                f = proj(getattr(self, f"feat_{m}")[uniq]) * getattr(self, f"mask_{m}")[uniq, None]
+                loss = loss + self.reg_weight * bpr(ug[u], f[fi], f[fj])
         return loss
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:

@@ -73,6 +73,12 @@ class FusionRec(MultimodalRecommender):
         """Item tower output for ``items`` (all items when None)."""
         if not self.encoders:
             return self.item_emb.weight if items is None else self.item_emb(items)
+        if items is not None and not self.fusion.needs_all_items and len(items) > 1:
+            # a training batch repeats items: encode each distinct item once (a 2048-event batch of
+            # ML-100K holds ~4096 positives and negatives but at most 1,682 distinct items)
+            uniq, inverse = torch.unique(items, return_inverse=True)
+            if len(uniq) < len(items):
+                return self.item_vectors(uniq)[inverse]
         all_items = items is None or self.fusion.needs_all_items
         idx = torch.arange(self.item_emb.num_embeddings, device=self.device) if all_items else items
         h = {"id": self.item_emb(idx)}

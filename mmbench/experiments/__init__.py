@@ -1,0 +1,1 @@
+"""Multi-run experiments that are more than one Hydra grid (see each module)."""
