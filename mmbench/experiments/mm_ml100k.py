@@ -49,6 +49,7 @@ def entries() -> list[Entry]:
     fr = ("model=fusion_rec",)
     out = [
         Entry("pop", "-", "none", ("model=pop",)),
+        Entry("random", "-", "none", ("model=random",)),
         Entry("bpr", "-", "none", ("model=bpr",)),
         Entry("fusion_rec", "-", "none", (*fr, "model.modalities=[]")),
     ]
