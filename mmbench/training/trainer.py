@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,7 @@ class NeuralTrainer:
         val: Interactions | None,
         evaluator: Evaluator,
         logger: Logger | bool = False,
+        callbacks: Sequence[pl.Callback] = (),
     ) -> FitReport:
         pl.seed_everything(self.seed, workers=True, verbose=False)
         model.build(train)
@@ -91,7 +93,7 @@ class NeuralTrainer:
             self.monitor,
         )
         ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")
-        callbacks: list[pl.Callback] = []
+        callbacks = list(callbacks)
         ckpt = None
         if has_val:
             ckpt = ModelCheckpoint(
