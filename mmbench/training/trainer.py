@@ -134,5 +134,7 @@ class NeuralTrainer:
             best_score = float(ckpt.best_model_score)
             best_epoch = int(state["epoch"])
             log.info("restored best epoch %d (%s=%.5f)", best_epoch, key, best_score)
-        model.to("cpu" if self.accelerator == "cpu" else model.device)
+        # Lightning leaves the module on the CPU after fit: evaluate on the accelerator that trained it
+        if self.accelerator != "cpu" and torch.cuda.is_available():
+            model.to("cuda")
         return FitReport(trainer.current_epoch, best_epoch, best_score, key, ckpt.best_model_path if ckpt else None)
