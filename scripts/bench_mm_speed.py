@@ -19,7 +19,8 @@ import torch
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for feature extraction")
+    ap.add_argument("--train-threads", type=int, default=1, help="torch threads for training (project default 1)")
     ap.add_argument("--image-model", default="resnet18")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -59,6 +60,7 @@ def main() -> None:
         rows.append((f"all-MiniLM-L6-v2 text features, {ds.n_items} items, {label}", time.perf_counter() - t))
     feats.update(tf)
 
+    torch.set_num_threads(args.train_threads)
     split = load_or_create(ds, RandomSplit(), tempfile.mkdtemp())
     models = {
         "fusion_rec early (text+image)": lambda: FusionRec(fusion=EarlyFusion()),
@@ -74,7 +76,12 @@ def main() -> None:
         NeuralTrainer(max_epochs=3, enable_progress_bar=False).fit(m, split.train, None, Evaluator(progress=False))
         rows.append((f"{name}: one training epoch (mean of 3, batch 2048, incl. build)", (time.perf_counter() - t) / 3))
 
-    print(f"\nthreads={args.threads}, {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}\n")
+    load = os.getloadavg()
+    print(
+        f"\nextraction threads={args.threads}, training threads={args.train_threads}, {platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, load average at the end {load[0]:.1f} / {load[1]:.1f} "
+        f"/ {load[2]:.1f} (1 / 5 / 15 min)\n"
+    )
     print("| step | seconds |\n|---|---|")
     for k, v in rows:
         print(f"| {k} | {v:.2f} |")
