@@ -50,6 +50,7 @@ def entries() -> list[Entry]:
     out = [
         Entry("pop", "-", "none", ("model=pop",)),
         Entry("random", "-", "none", ("model=random",)),
+        Entry("itemknn", "-", "none", ("model=itemknn",)),
         Entry("bpr", "-", "none", ("model=bpr",)),
         Entry("fusion_rec", "-", "none", (*fr, "model.modalities=[]")),
     ]
@@ -143,6 +144,23 @@ def sparse_user_ndcg(row: dict, quantile: float = 0.25, metric: str = "ndcg@20")
     return float(per_user.loc[sparse, metric].mean()) if sparse.any() else float("nan")
 
 
+def mean_rmse(split_dir: str | Path) -> dict[str, float]:
+    """Test RMSE of two trivial rating predictors on a saved split: the global training mean, and each
+    item's training mean (the global mean for items without training ratings). The reference for
+    the rating models' RMSE."""
+    d = Path(split_dir)
+    train = pd.read_csv(d / "train.tsv", sep="\t")
+    test = pd.read_csv(d / "test.tsv", sep="\t")
+    mu = train["rating"].mean()
+    item = train.groupby("item")["rating"].mean()
+    pred_item = test["item"].map(item).fillna(mu).to_numpy()
+    r = test["rating"].to_numpy()
+    return {
+        "global mean": float(np.sqrt(np.mean((r - mu) ** 2))),
+        "item mean": float(np.sqrt(np.mean((r - pred_item) ** 2))),
+    }
+
+
 def _fmt(values: pd.Series, digits: int = 4) -> str:
     v = values.dropna().to_numpy(float)
     if len(v) == 0:
@@ -154,10 +172,14 @@ def _fmt(values: pd.Series, digits: int = 4) -> str:
 
 def load_rows(record: Path) -> pd.DataFrame:
     rows = []
+    seen: set[str] = set()
     for line in record.read_text().splitlines():
         if not line.strip():
             continue
         r = json.loads(line)
+        if r["key"] in seen:  # a run recorded twice (concatenated records): keep the first
+            continue
+        seen.add(r["key"])
         m = r["metrics"]
         rows.append(
             {
@@ -167,6 +189,7 @@ def load_rows(record: Path) -> pd.DataFrame:
                 "modalities": r["modalities"],
                 "seed": r["seed"],
                 "split": r["split_fingerprint"][:12],
+                "split_dir": r["split_dir"],
                 "recall@20": m.get("test/recall@20"),
                 "ndcg@20": m.get("test/ndcg@20"),
                 "val ndcg@20": m.get("val/ndcg@20"),
@@ -207,6 +230,11 @@ def tables(df: pd.DataFrame) -> str:
             ]
             out.append(f"| {m} | {f} | {mods} | " + " | ".join(cells) + " |")
         out.append("")
+        ref = mean_rmse(d["split_dir"].iloc[0])
+        out.append(
+            f"Rating reference on this split: test RMSE of the global training mean {ref['global mean']:.4f}, "
+            f"of each item's training mean {ref['item mean']:.4f}.\n"
+        )
         fr = d[d.model == "fusion_rec"]
         none = fr[fr.modalities == "none"]["ndcg@20"].mean()
         if not np.isnan(none):

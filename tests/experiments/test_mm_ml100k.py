@@ -29,8 +29,12 @@ def write_run(tmp_path, name, model, mods, ndcgs):
     split = tmp_path / "split"
     split.mkdir(exist_ok=True)
     # users 1 and 2 have 1 training event, users 3 and 4 have 3: the lowest quartile is {1, 2}
-    pd.DataFrame({"user": [1, 2, 3, 3, 3, 4, 4, 4], "item": range(8), "rating": 1, "timestamp": 0}).to_csv(
+    ratings = [1, 2, 3, 3, 3, 4, 4, 4]  # mean 3; item k has rating ratings[k]
+    pd.DataFrame({"user": [1, 2, 3, 3, 3, 4, 4, 4], "item": range(8), "rating": ratings, "timestamp": 0}).to_csv(
         split / "train.tsv", sep="\t", index=False
+    )
+    pd.DataFrame({"user": [1, 2], "item": [1, 99], "rating": [2, 5], "timestamp": 0}).to_csv(
+        split / "test.tsv", sep="\t", index=False
     )
     art = tmp_path / name / "metrics"
     art.mkdir(parents=True)
@@ -63,3 +67,5 @@ def test_sparse_bucket_and_tables_by_hand(tmp_path):
     md = tables(load_rows(record))
     assert "| fusion_rec | - | none | 0.5000 (n=1) | 0.3000 (n=1) | 0.1000 (n=1) |" in md
     assert "| early | +0.2000 | - | - |" in md  # text adds 0.5 - 0.3 NDCG@20
+    # global mean 3: errors -1, 2 -> sqrt(5/2); item means: item 1 -> 2 (error 0), item 99 unseen -> 3 (error 2)
+    assert f"global training mean {(5 / 2) ** 0.5:.4f}, of each item's training mean {2**0.5:.4f}" in md
