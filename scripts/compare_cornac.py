@@ -1,0 +1,199 @@
+"""mmbench's BPR beside Cornac's BPR on one exported split of ML-100K, Cornac's quick-start protocol.
+
+Protocol (Cornac's README quick start): a random 80/20 split of all ratings (seed 123), test events of
+unknown users or items dropped (``exclude_unknowns``), positives = test ratings >= 4, each user's training
+items rated >= 4 excluded from the ranking (Cornac's ``ranking_eval``), items unseen in training are not
+ranked. mmbench makes the split and writes it to ``<out>/train.tsv`` / ``test.tsv`` (raw ids); Cornac gets
+exactly those rows through ``BaseMethod.from_splits``.
+
+Cornac: ``BPR(k=10, max_iter=200, learning_rate=0.001, lambda_reg=0.01, seed=123)``, its own train and
+evaluation timings. mmbench: ``BPR(embedding_dim=10)``; its optimiser settings (Adam lr, reg, batch size)
+and epoch count are chosen on a validation part carved out of the training data (10% of the training
+events, never the test part); then it is refit on the whole training part with the chosen epoch count
+and evaluated once on test. The mmbench training time is that final fit only (as Cornac's is its one fit).
+
+    MMBENCH_DATA_DIR=../shared/data python scripts/compare_cornac.py [--out DIR] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmbench.data.interactions import Dataset, Interactions
+from mmbench.data.ml100k import MovieLens100K
+from mmbench.evaluation.evaluator import Evaluator
+from mmbench.models.bpr import BPR
+from mmbench.training.trainer import NeuralTrainer
+
+METRICS = ["auc", "map_full", "ndcg@10", "precision@10", "recall@10"]
+THRESHOLD = 4.0
+
+
+def ratio_split(ds: Dataset, test_size: float, seed: int) -> tuple[Interactions, Interactions]:
+    """A global random split of all events, then test events of users / items unseen in training dropped."""
+    inter = ds.interactions
+    perm = np.random.default_rng(seed).permutation(len(inter))
+    n_test = int(round(test_size * len(inter)))
+    train, test = inter.subset(np.sort(perm[n_test:])), inter.subset(np.sort(perm[:n_test]))
+    known_u = np.bincount(train.users, minlength=inter.n_users) > 0
+    known_i = np.bincount(train.items, minlength=inter.n_items) > 0
+    return train, test.subset(known_u[test.users] & known_i[test.items])
+
+
+def export(ds: Dataset, parts: dict[str, Interactions], out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, part in parts.items():
+        paths[name] = out / f"{name}.tsv"
+        ds.to_frame(part).to_csv(paths[name], sep="\t", index=False)
+    return paths
+
+
+def unknown_items(train: Interactions) -> Interactions:
+    """Every (user, item never seen in training) pair: excluded from the ranking, as Cornac's ranking is."""
+    items = np.flatnonzero(np.bincount(train.items, minlength=train.n_items) == 0)
+    u = np.repeat(np.arange(train.n_users), len(items))
+    i = np.tile(items, train.n_users)
+    return Interactions(u, i, np.ones(len(u), np.float32), np.zeros(len(u), np.int64), train.n_users, train.n_items)
+
+
+def run_cornac(paths: dict[str, Path], seed: int) -> dict[str, float]:
+    import cornac
+    from cornac.eval_methods import BaseMethod
+    from cornac.metrics import AUC, MAP, NDCG, Precision, Recall
+
+    def triples(p: Path) -> list[tuple[str, str, float]]:
+        df = pd.read_csv(p, sep="\t", dtype={"user": str, "item": str})
+        return list(zip(df["user"], df["item"], df["rating"].astype(float), strict=True))
+
+    method = BaseMethod.from_splits(
+        train_data=triples(paths["train"]),
+        test_data=triples(paths["test"]),
+        rating_threshold=THRESHOLD,
+        exclude_unknowns=True,
+        seed=seed,
+        verbose=False,
+    )
+    model = cornac.models.BPR(k=10, max_iter=200, learning_rate=0.001, lambda_reg=0.01, seed=seed)
+    metrics = [AUC(), MAP(), NDCG(k=10), Precision(k=10), Recall(k=10)]
+    res, _ = method.evaluate(model, metrics, user_based=True, show_validation=False)
+    r = res.metric_avg_results
+    out = {
+        "auc": r["AUC"],
+        "map_full": r["MAP"],
+        "ndcg@10": r["NDCG@10"],
+        "precision@10": r["Precision@10"],
+        "recall@10": r["Recall@10"],
+    }
+    return out | {
+        "train_s": r["Train (s)"],
+        "eval_s": r["Test (s)"],
+        "n_test_users": len(res.metric_user_results["AUC"]),
+    }
+
+
+def fit_bpr(train: Interactions, val: Interactions | None, p: dict, max_epochs: int, evaluator: Evaluator):
+    torch.manual_seed(0)
+    model = BPR(embedding_dim=10, reg=p["reg"], init_std=0.1, optimizer=partial(torch.optim.Adam, lr=p["lr"]))
+    with tempfile.TemporaryDirectory() as ck:
+        trainer = NeuralTrainer(
+            max_epochs=max_epochs,
+            batch_size=p["batch_size"],
+            monitor="ndcg@10",
+            patience=5,
+            enable_progress_bar=False,
+            seed=0,
+            checkpoint_dir=ck,
+        )
+        t = time.perf_counter()
+        report = trainer.fit(model, train, val, evaluator)
+        fit_s = time.perf_counter() - t
+    return model, report, fit_s
+
+
+def tune_mmbench(train: Interactions, grid: list[dict], tolerance: float) -> tuple[dict, int, list[str]]:
+    """Choose Adam lr, reg, batch size and the epoch count on 10% of the training events (seed 0).
+
+    Rule: the cheapest point (fewest optimiser steps up to its best epoch) among those whose best
+    validation NDCG@10 is within ``tolerance`` of the best one: accuracy first, then training cost.
+    """
+    val_mask = np.random.default_rng(0).random(len(train)) < 0.1
+    fit_part, val = train.subset(~val_mask), train.subset(val_mask)
+    ev = Evaluator(ks=[10], metrics=["ndcg"], positive_threshold=THRESHOLD, progress=False)
+    points, lines = [], []
+    for p in grid:
+        _, rep, fit_s = fit_bpr(fit_part, val, p, 200, ev)
+        epochs = rep.best_epoch + 1
+        steps = epochs * -(-len(train) // p["batch_size"])
+        points.append((rep.best_score, steps, p, epochs))
+        lines.append(f"| {p} | {rep.best_score:.4f} | {epochs} | {steps} | {fit_s:.1f} |")
+        print(lines[-1], flush=True)
+    top = max(pt[0] for pt in points)
+    _, _, params, epochs = min((pt for pt in points if pt[0] >= top - tolerance), key=lambda pt: pt[1])
+    return params, epochs, lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="results/cornac_ml100k/split", help="where the split is exported")
+    ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument("--quick", action="store_true", help="a one-point validation grid (for a smoke run)")
+    ap.add_argument("--tolerance", type=float, default=0.005, help="validation NDCG@10 traded for fewer steps")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    ds = MovieLens100K(os.environ.get("MMBENCH_DATA_DIR"), download=True).read()
+    train, test = ratio_split(ds, 0.2, a.seed)
+    paths = export(ds, {"train": train, "test": test}, Path(a.out))
+    print(f"split: {len(train)} train, {len(test)} test events (unknowns dropped), exported to {a.out}")
+
+    if a.quick:
+        grid = [{"lr": 0.01, "reg": 1e-3, "batch_size": 4096}]
+    else:
+        grid = [
+            {"lr": lr, "reg": reg, "batch_size": bs}
+            for lr, reg, bs in itertools.product([0.01, 0.02, 0.05], [1e-4, 1e-3, 1e-2], [4096, 16384])
+        ]
+    print("| mmbench BPR validation point | val ndcg@10 | best epochs | steps | fit s |\n|---|---|---|---|---|")
+    params, epochs, _ = tune_mmbench(train, grid, a.tolerance)
+    print(f"chosen on validation: {params}, {epochs} epochs")
+
+    cornac_res = run_cornac(paths, a.seed)
+
+    ev = Evaluator(
+        ks=[10],
+        metrics=["auc", "map", "map_full", "ndcg", "precision", "recall"],
+        positive_threshold=THRESHOLD,
+        progress=False,
+    )
+    model, _, fit_s = fit_bpr(train, None, params, epochs, ev)
+    t = time.perf_counter()
+    r = ev.evaluate(model, test, [train.subset(train.ratings >= THRESHOLD), unknown_items(train)])
+    eval_s = time.perf_counter() - t
+    mm = {m: r.means[m] for m in METRICS} | {"train_s": fit_s, "eval_s": eval_s, "n_test_users": r.n_users}
+
+    cols = ["AUC", "MAP", "NDCG@10", "Precision@10", "Recall@10", "train (s)", "eval (s)", "test users"]
+    keys = [*METRICS, "train_s", "eval_s", "n_test_users"]
+    print("\n| | " + " | ".join(cols) + " |\n" + "|---" * (len(cols) + 1) + "|")
+    for name, res in [("Cornac BPR", cornac_res), ("mmbench BPR", mm)]:
+        cells = [
+            f"{res[k]:.4f}" if k in METRICS else f"{res[k]:.2f}" if k.endswith("_s") else str(res[k]) for k in keys
+        ]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(
+        f"\nmmbench BPR: embedding 10, Adam lr {params['lr']}, reg {params['reg']}, "
+        f"batch {params['batch_size']}, {epochs} epochs"
+    )
+
+
+if __name__ == "__main__":
+    main()
