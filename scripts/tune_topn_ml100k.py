@@ -45,7 +45,7 @@ GRIDS = {
     "itemknn": (lambda p: ItemKNN(**p), grid(k=[20, 50, 100, 200], shrink=[0.0, 10.0, 50.0])),
     "userknn": (lambda p: UserKNN(**p), grid(k=[20, 50, 100, 200], shrink=[0.0, 10.0, 50.0])),
     "ease": (lambda p: EASE(**p), grid(reg=[50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0])),
-    "wmf": (lambda p: WMF(**p), grid(factors=[64], alpha=[1.0, 5.0, 20.0, 50.0], reg=[0.1, 10.0, 100.0, 300.0])),
+    "wmf": (lambda p: WMF(**p), grid(factors=[64, 128], alpha=[5.0, 10.0, 20.0, 40.0], reg=[10.0, 50.0, 100.0, 200.0])),
     "bpr": (
         lambda p: BPR(64, p["reg"], 0.1, adam(p["lr"])),
         grid(lr=[0.001, 0.005, 0.02], reg=[1e-5, 1e-3]),

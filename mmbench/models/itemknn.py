@@ -62,6 +62,4 @@ def cosine_topk(rows: sp.csr_matrix, k: int, shrink: float, block_size: int) -> 
         out_rows.append(np.repeat(np.arange(start, stop), top.shape[1])[keep.ravel()])
         out_cols.append(top[keep])
         out_vals.append(v[keep])
-    return sp.csr_matrix(
-        (np.concatenate(out_vals), (np.concatenate(out_rows), np.concatenate(out_cols))), shape=(n, n)
-    )
+    return sp.csr_matrix((np.concatenate(out_vals), (np.concatenate(out_rows), np.concatenate(out_cols))), shape=(n, n))

@@ -53,7 +53,9 @@ class LightGCN(NeuralRecommender):
         inv_sqrt = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
         vals = inv_sqrt[A.row] * A.data * inv_sqrt[A.col]
         idx = torch.as_tensor(np.vstack([A.row, A.col]), dtype=torch.int64)
-        return torch.sparse_coo_tensor(idx, torch.as_tensor(vals, dtype=torch.float32), A.shape).coalesce()
+        return torch.sparse_coo_tensor(
+            idx, torch.as_tensor(vals, dtype=torch.float32), A.shape, check_invariants=False
+        ).coalesce()
 
     def build(self, train: Interactions) -> None:
         self.n_users, self.n_items = train.n_users, train.n_items

@@ -1,4 +1,4 @@
-"""WMF / implicit ALS (Hu, Koren and Volinsky 2008): weighted matrix factorisation by exact alternating solves."""
+"""WMF / implicit ALS (Hu, Koren and Volinsky 2008), solved by the `implicit` library's ALS."""
 
 from __future__ import annotations
 
@@ -17,90 +17,70 @@ class WMF(Recommender):
     with ``p_ui = 1`` for a training event (else 0) and confidence ``c_ui = 1 + alpha · r_ui``
     (``r_ui = 1``, or the rating when ``use_ratings``; ``c_ui = 1`` for unobserved pairs).
 
-    Each half-step solves every user's (then item's) ridge problem exactly:
-    ``(YᵀY + Yᵀ(C_u - I)Y + reg·I) x_u = Yᵀ C_u p_u``. The sparse part ``Σ_i (c_ui - 1) y_i y_iᵀ``
-    of all users at once is one sparse x dense product with the items' flattened outer products
-    (``n_items x factors²``), then a batched Cholesky solve — vectorised, no loop over users;
-    rows are processed ``block_size`` at a time to bound memory (``block_size x factors²``).
-    Runs on ``device`` (CPU or GPU) in float32.
+    The alternating solves are `implicit`'s ``AlternatingLeastSquares`` (conjugate gradient, or the
+    exact Cholesky solve with ``use_cg=False``), given the confidences ``1 + alpha · r`` as its matrix
+    and ``alpha=1``: measured 8x faster than an exact vectorised torch ALS written for mmbench, at the
+    same validation accuracy (README, "WMF"). Scores are ``x_u · y_i`` from the learnt tables.
     """
 
     def __init__(
         self,
-        factors: int = 64,
-        reg: float = 0.1,
-        alpha: float = 10.0,
+        factors: int = 128,
+        reg: float = 50.0,
+        alpha: float = 5.0,
         iterations: int = 15,
         use_ratings: bool = False,
-        init_std: float = 0.01,
+        use_cg: bool = True,
         seed: int = 0,
-        block_size: int = 4096,
-        device: str = "cpu",
+        num_threads: int = 1,
     ) -> None:
         if factors < 1 or iterations < 0 or reg < 0 or alpha < 0:
             raise ValueError(
                 f"model: need factors>=1, iterations>=0, reg>=0, alpha>=0; got {factors}, {iterations}, {reg}, {alpha}"
             )
         self.factors, self.reg, self.alpha, self.iterations = factors, reg, alpha, iterations
-        self.use_ratings, self.init_std, self.seed, self.block_size = use_ratings, init_std, seed, block_size
-        self._device = torch.device(device)
+        self.use_ratings, self.use_cg, self.seed, self.num_threads = use_ratings, use_cg, seed, num_threads
+        self.als = None
         self.user_factors: torch.Tensor | None = None
         self.item_factors: torch.Tensor | None = None
 
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    def _weights(self, train: Interactions) -> sp.csr_matrix:
-        """``c_ui - 1 = alpha · r_ui`` on the training events (users x items, CSR)."""
+    def confidence(self, train: Interactions) -> sp.csr_matrix:
+        """``c_ui = 1 + alpha · r_ui`` on the training events (users x items, CSR, float32)."""
         C = train.to_csr("ratings" if self.use_ratings else "ones")
-        C.data = (self.alpha * C.data).astype(np.float32)
+        C.data = (1.0 + self.alpha * C.data).astype(np.float32)
         return C
 
-    def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
-        g = torch.Generator().manual_seed(self.seed)
-        X = torch.randn(train.n_users, self.factors, generator=g) * self.init_std
-        Y = torch.randn(train.n_items, self.factors, generator=g) * self.init_std
-        X, Y = X.to(self._device), Y.to(self._device)
-        Cu = self._weights(train)
-        Ci = Cu.T.tocsr()
-        for _ in range(self.iterations):
-            X = self.solve(Cu, Y)
-            Y = self.solve(Ci, X)
-        self.user_factors, self.item_factors = X, Y
-        return self
+    def solver(self):  # noqa: ANN201 - implicit's model class
+        from implicit.cpu.als import AlternatingLeastSquares
 
-    def solve(self, C: sp.csr_matrix, Y: torch.Tensor) -> torch.Tensor:
-        """The exact least-squares rows ``x`` for fixed ``Y`` (``C``: the rows' ``c - 1``, CSR)."""
-        f = Y.shape[1]
-        base = Y.T @ Y + self.reg * torch.eye(f, dtype=Y.dtype, device=Y.device)
-        outer = (Y[:, :, None] * Y[:, None, :]).reshape(len(Y), f * f)
-        out = torch.empty(C.shape[0], f, dtype=Y.dtype, device=Y.device)
-        for start in range(0, C.shape[0], self.block_size):
-            rows = C[start : start + self.block_size]
-            A = (_to_torch(rows, Y.device) @ outer).reshape(-1, f, f) + base
-            # right-hand side Yᵀ C_u p_u = Σ_{i observed} (1 + (c_ui - 1)) y_i
-            rows.data = rows.data + 1.0
-            b = _to_torch(rows, Y.device) @ Y
-            out[start : start + len(A)] = torch.cholesky_solve(b.unsqueeze(-1), torch.linalg.cholesky(A)).squeeze(-1)
-        return out
+        return AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.reg,
+            alpha=1.0,
+            iterations=self.iterations,
+            use_cg=self.use_cg,
+            num_threads=self.num_threads,
+            random_state=self.seed,
+        )
+
+    def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads slow it
+            self.als = self.solver()
+            self.als.fit(self.confidence(train), show_progress=False)
+        self.user_factors = torch.as_tensor(np.asarray(self.als.user_factors), dtype=torch.float32)
+        self.item_factors = torch.as_tensor(np.asarray(self.als.item_factors), dtype=torch.float32)
+        return self
 
     def loss(self, train: Interactions) -> float:
         """The objective at the current factors (dense over all pairs: for tests on small data)."""
-        C = torch.as_tensor(self._weights(train).toarray(), dtype=torch.float64) + 1.0
-        P = torch.as_tensor(train.to_csr().toarray() > 0, dtype=torch.float64)
-        X, Y = self.user_factors.double().cpu(), self.item_factors.double().cpu()
+        C = torch.as_tensor(self.confidence(train).toarray(), dtype=torch.float64)
+        P = (C > 0).double()
+        C = torch.where(C > 0, C, torch.ones_like(C))
+        X, Y = self.user_factors.double(), self.item_factors.double()
         return float((C * (P - X @ Y.T) ** 2).sum() + self.reg * (X.pow(2).sum() + Y.pow(2).sum()))
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        Y = self.item_factors if items is None else self.item_factors[items.to(self._device)]
-        return self.user_factors[users.to(self._device)] @ Y.T
-
-
-def _to_torch(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    """A scipy sparse block as a torch sparse COO tensor on ``device``."""
-    coo = m.tocoo()
-    idx = torch.as_tensor(np.vstack([coo.row, coo.col]), dtype=torch.int64)
-    return torch.sparse_coo_tensor(
-        idx, torch.as_tensor(coo.data, dtype=torch.float32), m.shape, device=device, check_invariants=False
-    )
+        Y = self.item_factors if items is None else self.item_factors[items.cpu()]
+        return self.user_factors[users.cpu()] @ Y.T
