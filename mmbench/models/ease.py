@@ -20,7 +20,7 @@ class EASE(Recommender):
     is inherently quadratic in the catalogue, which EASE's authors accept up to ~10⁵ items.
     """
 
-    def __init__(self, reg: float = 500.0) -> None:
+    def __init__(self, reg: float = 250.0) -> None:
         if reg <= 0:
             raise ValueError(f"model.reg must be > 0, got {reg}")
         self.reg = reg
