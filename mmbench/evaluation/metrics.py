@@ -80,27 +80,27 @@ def reciprocal_rank(hits: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Te
 def auc(scores: torch.Tensor, relevant: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
     """Per row: ``P(s_pos > s_neg) + P(s_pos = s_neg) / 2`` over relevant x non-relevant candidates.
 
-    ``scores`` ``[B, n]``; ``relevant`` and ``candidate`` boolean ``[B, n]`` (relevant items must be
-    candidates). Vectorised with a sort and ``searchsorted``: for each relevant item the number of
-    candidates strictly below and tied, minus the pairs among relevant items themselves
-    (``|P|(|P|-1)/2`` in total, whatever their order).
+    ``scores`` ``[B, n]``; ``relevant`` and ``candidate`` boolean ``[B, n]``. One sort per row: items
+    with equal scores form a group; a relevant item beats every negative of the groups below its own
+    and ties with the negatives of its group (Mann-Whitney U, vectorised over the batch).
     """
     pos = relevant & candidate
-    s = torch.where(candidate, scores.double(), torch.tensor(float("-inf"), dtype=torch.float64, device=scores.device))
-    srt = torch.sort(s, dim=1).values
-    n_out = (~candidate).sum(1, keepdim=True)  # non-candidates sit at -inf, below every candidate
-    below = torch.searchsorted(srt, s, side="left") - n_out
-    tied = torch.searchsorted(srt, s, side="right") - torch.searchsorted(srt, s, side="left")
-    n_pos = pos.sum(1).double()
-    n_neg = candidate.sum(1).double() - n_pos
-    wins = torch.where(pos, below.double() + 0.5 * (tied.double() - 1), torch.zeros_like(s)).sum(1)
-    wins = wins - n_pos * (n_pos - 1) / 2
-    return wins / (n_pos * n_neg)
+    neg = candidate & ~relevant
+    s = scores.masked_fill(~candidate, float("-inf"))  # non-candidates: one group below everything
+    srt, order = torch.sort(s, dim=1)
+    pos_s, neg_s = pos.gather(1, order).double(), neg.gather(1, order).double()
+    new_group = torch.ones_like(srt, dtype=torch.bool)
+    new_group[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    group = torch.cumsum(new_group, 1) - 1
+    neg_in_group = torch.zeros_like(neg_s).scatter_add_(1, group, neg_s)
+    neg_below_group = torch.cumsum(neg_in_group, 1) - neg_in_group
+    wins = pos_s * (neg_below_group.gather(1, group) + 0.5 * neg_in_group.gather(1, group))
+    return wins.sum(1) / (pos_s.sum(1) * neg_s.sum(1))
 
 
 def average_precision_full(scores: torch.Tensor, relevant: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
     """Per row: average precision of the relevant items over the whole ranking of the candidates."""
-    s = torch.where(candidate, scores.double(), torch.tensor(float("-inf"), dtype=torch.float64, device=scores.device))
+    s = scores.masked_fill(~candidate, float("-inf"))
     order = torch.sort(s, dim=1, descending=True, stable=True).indices
     rel = (relevant & candidate).gather(1, order).double()
     ranks = torch.arange(1, s.shape[1] + 1, device=s.device, dtype=torch.float64)
