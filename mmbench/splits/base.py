@@ -67,17 +67,20 @@ def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Sp
         meta = json.loads(meta_path.read_text())
         if meta.get("fingerprint") != fp:
             raise RuntimeError(f"{meta_path}: fingerprint {meta.get('fingerprint')} != {fp} (prefix collision)")
-        parts = {p: ds.from_frame(pd.read_csv(folder / f"{p}.tsv", sep="\t"), str(folder / f"{p}.tsv"))
-                 for p in PARTS}
+        parts = {p: ds.from_frame(pd.read_csv(folder / f"{p}.tsv", sep="\t"), str(folder / f"{p}.tsv")) for p in PARTS}
         for p in PARTS:
             if len(parts[p]) != meta["counts"][p]:
-                raise RuntimeError(f"{folder / (p + '.tsv')}: {len(parts[p])} rows, split.json says {meta['counts'][p]}")
+                raise RuntimeError(
+                    f"{folder / (p + '.tsv')}: {len(parts[p])} rows, split.json says {meta['counts'][p]}"
+                )
         log.info("reusing split %s from %s", fp[:16], folder)
         return Split(parts["train"], parts["val"], parts["test"], fp, folder)
 
     labels = splitter.assign(ds)
     if labels.shape != (len(ds.interactions),):
-        raise RuntimeError(f"{type(splitter).__name__} returned {labels.shape} labels for {len(ds.interactions)} events")
+        raise RuntimeError(
+            f"{type(splitter).__name__} returned {labels.shape} labels for {len(ds.interactions)} events"
+        )
     parts = {p: ds.interactions.subset(labels == k) for k, p in enumerate(PARTS)}
     n_none = int((labels < 0).sum())
     if n_none:
@@ -106,6 +109,5 @@ def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Sp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("saved split %s to %s (train %d, val %d, test %d)", fp[:16], folder,
-             *(len(parts[p]) for p in PARTS))
+    log.info("saved split %s to %s (train %d, val %d, test %d)", fp[:16], folder, *(len(parts[p]) for p in PARTS))
     return Split(parts["train"], parts["val"], parts["test"], fp, folder)

@@ -109,7 +109,7 @@ class ColdItemSplit(Splitter):
         n_val = int(np.floor(len(seen) * self.val_ratio + 0.5))
         item_label = np.zeros(inter.n_items, np.int8)
         item_label[perm[:n_test]] = 2
-        item_label[perm[n_test:n_test + n_val]] = 1
+        item_label[perm[n_test : n_test + n_val]] = 1
         return item_label[inter.items]
 
 
@@ -185,8 +185,9 @@ class _Predefined(Splitter):
             if missing == len(idx) and len(idx):
                 raise ValueError(f"{source}: none of its {len(idx)} (user, item) pairs is in dataset {ds.name!r}")
             if missing:
-                log.warning("%s: %d of %d rows are not in the (preprocessed) dataset; ignored", source, missing,
-                            len(idx))
+                log.warning(
+                    "%s: %d of %d rows are not in the (preprocessed) dataset; ignored", source, missing, len(idx)
+                )
             labels[idx[idx >= 0]] = part
         if self.val_ratio > 0:
             train = np.flatnonzero(labels == 0)
@@ -221,8 +222,10 @@ class PredefinedFiles(_Predefined):
         p = Path(name).expanduser()
         if not p.is_absolute():
             if base is None:
-                raise ValueError(f"split file {name!r} is relative and neither split.base_dir nor the dataset's "
-                                 "source folder is known")
+                raise ValueError(
+                    f"split file {name!r} is relative and neither split.base_dir nor the dataset's "
+                    "source folder is known"
+                )
             p = base / p
         if not p.is_file():
             raise FileNotFoundError(f"split file not found: {p}")
@@ -284,16 +287,27 @@ class PredefinedColumn(_Predefined):
         for col in (self.user_col, self.item_col, self.label_col):
             if col not in header:
                 raise ValueError(f"{path}: line 1: no column {col!r} in header {header}")
-        df = read_delimited(path, header, self.sep, numeric=(self.label_col,), header=True,
-                            required=(self.user_col, self.item_col, self.label_col))
+        df = read_delimited(
+            path,
+            header,
+            self.sep,
+            numeric=(self.label_col,),
+            header=True,
+            required=(self.user_col, self.item_col, self.label_col),
+        )
         bad = ~df[self.label_col].isin([0, 1, 2])
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"{path}: line {row + 2}: {self.label_col}={df[self.label_col].iloc[row]}, "
-                             "expected 0, 1 or 2")
+            raise ValueError(
+                f"{path}: line {row + 2}: {self.label_col}={df[self.label_col].iloc[row]}, expected 0, 1 or 2"
+            )
         rows = [
-            (f"{path} ({self.label_col}={k})", df.loc[df[self.label_col] == k, self.user_col].to_numpy(),
-             df.loc[df[self.label_col] == k, self.item_col].to_numpy(), k)
+            (
+                f"{path} ({self.label_col}={k})",
+                df.loc[df[self.label_col] == k, self.user_col].to_numpy(),
+                df.loc[df[self.label_col] == k, self.item_col].to_numpy(),
+                k,
+            )
             for k in (0, 1, 2)
         ]
         return self._label(ds, rows)
