@@ -13,6 +13,7 @@ the two libraries' test predictions.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -36,18 +37,18 @@ from mmbench.models.svdpp import SVDpp
 from mmbench.splits.splitters import KFoldSplit
 
 
-def surprise_algos() -> dict[str, Callable[[], object]]:
+def surprise_algos(seed: int = 0) -> dict[str, Callable[[], object]]:
     import surprise as s
 
     return {
-        "svd": lambda: s.SVD(random_state=0),
-        "svdpp": lambda: s.SVDpp(random_state=0),
-        "nmf": lambda: s.NMF(random_state=0),
+        "svd": lambda: s.SVD(random_state=seed),
+        "svdpp": lambda: s.SVDpp(random_state=seed),
+        "nmf": lambda: s.NMF(random_state=seed),
         "slope_one": s.SlopeOne,
         "knn_basic": lambda: s.KNNBasic(verbose=False),
         "knn_with_means": lambda: s.KNNWithMeans(verbose=False),
         "knn_baseline": lambda: s.KNNBaseline(verbose=False),
-        "co_clustering": lambda: s.CoClustering(random_state=0),
+        "co_clustering": lambda: s.CoClustering(random_state=seed),
         "baseline_only": lambda: s.BaselineOnly(verbose=False),
         "normal_predictor": s.NormalPredictor,
     }
@@ -66,6 +67,7 @@ MMBENCH: dict[str, Callable[[], RatingRecommender]] = {
     "normal_predictor": NormalPredictor,
 }
 DETERMINISTIC = {"slope_one", "knn_basic", "knn_with_means", "knn_baseline", "baseline_only"}
+SEEDED = {"svd", "svdpp", "nmf", "co_clustering"}  # random initialisation that can be replayed
 
 
 def folds(data_dir: str, n_folds: int = 5, seed: int = 0) -> list[tuple[Interactions, Interactions]]:
@@ -77,14 +79,49 @@ def folds(data_dir: str, n_folds: int = 5, seed: int = 0) -> list[tuple[Interact
     return out
 
 
-def run_surprise(make: Callable[[], object], train: Interactions, test: Interactions) -> tuple[np.ndarray, float]:
+def surprise_sets(train: Interactions, test: Interactions) -> tuple[object, list]:
+    """Surprise's trainset (events in mmbench's order, mmbench's ids as raw ids) and testset."""
     from surprise import Dataset, Reader
 
     df = pd.DataFrame({"u": train.users, "i": train.items, "r": train.ratings.astype(float)})
     data = Dataset.load_from_df(df, Reader(rating_scale=(1, 5)))
-    trainset = data.construct_trainset(list(zip(train.users.tolist(), train.items.tolist(),
-                                                train.ratings.astype(float).tolist(), [None] * len(train))))
+    r = train.ratings.astype(float).tolist()
+    trainset = data.construct_trainset(list(zip(train.users.tolist(), train.items.tolist(), r, [None] * len(r))))
     testset = list(zip(test.users.tolist(), test.items.tolist(), test.ratings.astype(float).tolist()))
+    return trainset, testset
+
+
+class SurpriseDraws:
+    """Replays the initial random draws Surprise makes with ``random_state=seed`` (a ``RandomState``, rows in its
+    inner-id order: users first, then items) in mmbench's id layout, so both libraries start from the same point."""
+
+    def __init__(self, seed: int, trainset: object, n_users: int, n_items: int) -> None:
+        self.rs = np.random.RandomState(seed)
+        users = np.array([trainset.to_raw_uid(k) for k in range(trainset.n_users)])
+        items = np.array([trainset.to_raw_iid(k) for k in range(trainset.n_items)])
+        self.layouts = [(users, n_users), (items, n_items)]
+        self.calls = 0
+
+    def _place(self, draw: Callable[[int], np.ndarray]) -> np.ndarray:
+        ids, n = self.layouts[min(self.calls, 1)]
+        self.calls += 1
+        vals = draw(len(ids))
+        out = np.zeros((n, *vals.shape[1:]), vals.dtype)
+        out[ids] = vals
+        return out
+
+    def normal(self, loc: float, scale: float, size: tuple[int, int]) -> np.ndarray:
+        return self._place(lambda n: self.rs.normal(loc, scale, (n, size[1])))
+
+    def uniform(self, low: float, high: float, size: tuple[int, int]) -> np.ndarray:
+        return self._place(lambda n: self.rs.uniform(low, high, (n, size[1])))
+
+    def integers(self, high: int, size: int) -> np.ndarray:
+        return self._place(lambda n: self.rs.randint(high, size=n).astype(np.int64))
+
+
+def run_surprise(make: Callable[[], object], train: Interactions, test: Interactions) -> tuple[np.ndarray, float]:
+    trainset, testset = surprise_sets(train, test)
     t = time.perf_counter()
     algo = make()
     algo.fit(trainset)
@@ -92,12 +129,63 @@ def run_surprise(make: Callable[[], object], train: Interactions, test: Interact
     return pred, time.perf_counter() - t
 
 
-def run_mmbench(make: Callable[[], RatingRecommender], train: Interactions, test: Interactions
-                ) -> tuple[np.ndarray, float]:
+def run_mmbench(
+    make: Callable[[], RatingRecommender], train: Interactions, test: Interactions
+) -> tuple[np.ndarray, float]:
     t = time.perf_counter()
     model = make().fit(train)
     pred = model.predict(torch.as_tensor(test.users), torch.as_tensor(test.items)).numpy()
     return pred, time.perf_counter() - t
+
+
+def same_init_diff(name: str, train: Interactions, test: Interactions, seed: int = 0) -> float:
+    """Largest |prediction difference| when mmbench starts from Surprise's own initial draws (seed ``seed``)."""
+    trainset, _ = surprise_sets(train, test)
+    model = MMBENCH[name]()
+    model.make_rng = lambda: SurpriseDraws(seed, trainset, train.n_users, train.n_items)
+    model.fit(train)
+    ours = model.predict(torch.as_tensor(test.users), torch.as_tensor(test.items)).numpy()
+    theirs, _ = run_surprise(surprise_algos(seed)[name], train, test)
+    return float(np.max(np.abs(ours - theirs)))
+
+
+def cv(runner: Callable, make: Callable, fs: list[tuple[Interactions, Interactions]]) -> tuple[float, float]:
+    """Mean test RMSE and MAE over the folds."""
+    out = []
+    for train, test in fs:
+        p, _ = runner(make, train, test)
+        out.append((np.sqrt(np.mean((p - test.ratings) ** 2)), np.mean(np.abs(p - test.ratings))))
+    return tuple(np.mean(out, axis=0))
+
+
+def seed_study(fs: list, algos: list[str], n_seeds: int, out: str) -> None:
+    """How much the 5-fold mean of each randomly initialised algorithm moves with the seed, in both libraries."""
+    rows = []
+    for name in algos:
+        for seed in range(n_seeds):
+            s_rmse, s_mae = cv(run_surprise, surprise_algos(seed)[name], fs)
+            m_rmse, m_mae = cv(run_mmbench, functools.partial(MMBENCH[name], seed=seed), fs)
+            rows.append(
+                {
+                    "algorithm": name,
+                    "seed": seed,
+                    "surprise_rmse": s_rmse,
+                    "mmbench_rmse": m_rmse,
+                    "surprise_mae": s_mae,
+                    "mmbench_mae": m_mae,
+                }
+            )
+            print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    agg = df.drop(columns="seed").groupby("algorithm", sort=False).agg(["mean", "std", "min", "max"])
+    agg.columns = [f"{a}_{b}" for a, b in agg.columns]
+    text = (
+        f"5-fold mean (KFoldSplit seed 0) per model seed 0..{n_seeds - 1}, then mean / std / min / max over "
+        "the seeds\n\n" + markdown(df) + "\n\n" + markdown(agg.reset_index())
+    )
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -113,11 +201,19 @@ def main() -> None:
     ap.add_argument("--algos", default=",".join(MMBENCH), help="comma-separated rows (default: all ten)")
     ap.add_argument("--data-dir", default=os.environ.get("MMBENCH_DATA_DIR", ""))
     ap.add_argument("--out", default="", help="also write the table (Markdown) here")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=0,
+        help="instead: the 5-fold means of the randomly initialised rows over seeds 0..N-1, both libraries",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     import surprise
 
     fs = folds(args.data_dir)
+    if args.seeds:
+        return seed_study(fs, [a for a in args.algos.split(",") if a in SEEDED], args.seeds, args.out)
     peers = surprise_algos()
     rows = []
     for name in args.algos.split(","):
@@ -134,11 +230,15 @@ def main() -> None:
         diff = max(float(np.max(np.abs(a - b))) for a, b in zip(res["surprise"][3], res["mmbench"][3]))
         row = {
             "algorithm": name,
-            "surprise_rmse": res["surprise"][0], "mmbench_rmse": res["mmbench"][0],
-            "surprise_mae": res["surprise"][1], "mmbench_mae": res["mmbench"][1],
-            "surprise_s": res["surprise"][2], "mmbench_s": res["mmbench"][2],
+            "surprise_rmse": res["surprise"][0],
+            "mmbench_rmse": res["mmbench"][0],
+            "surprise_mae": res["surprise"][1],
+            "mmbench_mae": res["mmbench"][1],
+            "surprise_s": res["surprise"][2],
+            "mmbench_s": res["mmbench"][2],
             "speedup": res["surprise"][2] / res["mmbench"][2],
             "max_abs_pred_diff": diff if name in DETERMINISTIC else float("nan"),
+            "same_init_diff": same_init_diff(name, *fs[0]) if name in SEEDED else float("nan"),
         }
         rows.append(row)
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)

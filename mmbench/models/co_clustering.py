@@ -36,7 +36,7 @@ class CoClustering(RatingRecommender):
         return mean(cu[u], a), mean(ci[i], b), mean(cu[u] * b + ci[i], a * b).reshape(a, b)
 
     def _fit(self, train: Interactions) -> None:
-        rng = np.random.default_rng(self.seed)
+        rng = self.make_rng()
         self._u, self._i, self._r = train.users, train.items, train.ratings.astype(np.float64)
         u, i, r = self._u, self._i, self._r
         nu, ni = train.n_users, train.n_items
@@ -49,13 +49,19 @@ class CoClustering(RatingRecommender):
         for _ in range(self.n_epochs):
             au, ai, aco = self._averages(cu, ci)
             err_u = np.stack(
-                [np.bincount(u, (base - (aco[c, ci[i]] - au[c] - ai[ci[i]])) ** 2, minlength=nu)
-                 for c in range(self.n_cltr_u)], axis=1,
+                [
+                    np.bincount(u, (base - (aco[c, ci[i]] - au[c] - ai[ci[i]])) ** 2, minlength=nu)
+                    for c in range(self.n_cltr_u)
+                ],
+                axis=1,
             )
             cu = np.argmin(err_u, axis=1)
             err_i = np.stack(
-                [np.bincount(i, (base - (aco[cu[u], c] - au[cu[u]] - ai[c])) ** 2, minlength=ni)
-                 for c in range(self.n_cltr_i)], axis=1,
+                [
+                    np.bincount(i, (base - (aco[cu[u], c] - au[cu[u]] - ai[c])) ** 2, minlength=ni)
+                    for c in range(self.n_cltr_i)
+                ],
+                axis=1,
             )
             ci = np.argmin(err_i, axis=1)
         self.cltr_u, self.cltr_i = cu, ci
@@ -65,6 +71,5 @@ class CoClustering(RatingRecommender):
     def _estimate(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ok = self.known_user(users) & self.known_item(items)
         cu, ci = self.cltr_u[users], self.cltr_i[items]
-        est = (self.avg_co[cu, ci] + self.user_mean[users] - self.avg_u[cu]
-               + self.item_mean[items] - self.avg_i[ci])
+        est = self.avg_co[cu, ci] + self.user_mean[users] - self.avg_u[cu] + self.item_mean[items] - self.avg_i[ci]
         return est, ok

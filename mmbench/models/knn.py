@@ -159,7 +159,11 @@ class _KNN(RatingRecommender):
         self.k, self.min_k, self.sim_name, self.user_based = k, min_k, sim, user_based
         self.min_support, self.shrinkage = min_support, shrinkage
         self.bsl = dict(
-            method=baseline_method, n_epochs=baseline_epochs, reg_u=reg_u, reg_i=reg_i, reg=reg,
+            method=baseline_method,
+            n_epochs=baseline_epochs,
+            reg_u=reg_u,
+            reg_i=reg_i,
+            reg=reg,
             learning_rate=learning_rate,
         )
 
@@ -193,8 +197,20 @@ class _KNN(RatingRecommender):
         ok = np.zeros(len(users), bool)
         if known.any():
             e, o = _knn_kernel(
-                xs[known], ys[known], self.y_ptr, self.y_x, self.y_r, self.sim, self.k, self.min_k, self._mode,
-                self.means, self.sigmas, self.bx, self.by, self.global_mean,
+                xs[known],
+                ys[known],
+                self.y_ptr,
+                self.y_x,
+                self.y_r,
+                self.sim,
+                self.k,
+                self.min_k,
+                self._mode,
+                self.means,
+                self.sigmas,
+                self.bx,
+                self.by,
+                self.global_mean,
             )
             est[known], ok[known] = e, o
         return est, ok

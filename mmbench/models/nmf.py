@@ -10,8 +10,26 @@ from mmbench.models.rating import RatingRecommender, surprise_order
 
 
 @numba.njit(cache=True)
-def _nmf_epoch(users, items, ratings, order, bu, bi, pu, qi, global_mean, biased, lr_bu, lr_bi, reg_bu, reg_bi,
-               user_num, user_den, item_num, item_den):  # noqa: ANN001
+def _nmf_epoch(
+    users,
+    items,
+    ratings,
+    order,
+    bu,
+    bi,
+    pu,
+    qi,
+    global_mean,
+    biased,
+    lr_bu,
+    lr_bi,
+    reg_bu,
+    reg_bi,
+    user_num,
+    user_den,
+    item_num,
+    item_den,
+):  # noqa: ANN001
     n_factors = pu.shape[1]
     for t in order:
         u, i, r = users[t], items[t], ratings[t]
@@ -70,7 +88,7 @@ class NMF(RatingRecommender):
         self.lr_bu, self.lr_bi, self.init_low, self.init_high, self.seed = lr_bu, lr_bi, init_low, init_high, seed
 
     def _fit(self, train: Interactions) -> None:
-        rng = np.random.default_rng(self.seed)
+        rng = self.make_rng()
         nu, ni, f = train.n_users, train.n_items, self.n_factors
         self.pu = rng.uniform(self.init_low, self.init_high, (nu, f))
         self.qi = rng.uniform(self.init_low, self.init_high, (ni, f))
@@ -81,8 +99,26 @@ class NMF(RatingRecommender):
         nu_r, ni_r = self.user_count[:, None], self.item_count[:, None]
         for _ in range(self.n_epochs):
             un, ud, inum, iden = np.zeros((nu, f)), np.zeros((nu, f)), np.zeros((ni, f)), np.zeros((ni, f))
-            _nmf_epoch(users, items, r, order, self.bu, self.bi, self.pu, self.qi, mu, self.biased,
-                       self.lr_bu, self.lr_bi, self.reg_bu, self.reg_bi, un, ud, inum, iden)
+            _nmf_epoch(
+                users,
+                items,
+                r,
+                order,
+                self.bu,
+                self.bi,
+                self.pu,
+                self.qi,
+                mu,
+                self.biased,
+                self.lr_bu,
+                self.lr_bi,
+                self.reg_bu,
+                self.reg_bi,
+                un,
+                ud,
+                inum,
+                iden,
+            )
             # Surprise updates only factors of users / items with ratings, and only non-zero ones
             self.pu = _multiplicative(self.pu, un, ud + nu_r * self.reg_pu * self.pu, nu_r > 0)
             self.qi = _multiplicative(self.qi, inum, iden + ni_r * self.reg_qi * self.qi, ni_r > 0)

@@ -18,7 +18,7 @@ class NormalPredictor(RatingRecommender):
     def _fit(self, train: Interactions) -> None:
         r = train.ratings.astype(np.float64)
         self.sigma = float(np.sqrt(np.mean((r - self.global_mean) ** 2)))
-        self.rng = np.random.default_rng(self.seed)
+        self.rng = self.make_rng()
 
     def _estimate(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.rng.normal(self.global_mean, self.sigma, len(users)), np.ones(len(users), bool)

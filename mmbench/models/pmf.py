@@ -20,6 +20,4 @@ class PMF(SVD):
         reg_all: float = 0.02,
         seed: int = 0,
     ) -> None:
-        super().__init__(
-            n_factors, n_epochs, False, init_mean, init_std_dev, lr_all, reg_all, seed=seed
-        )
+        super().__init__(n_factors, n_epochs, False, init_mean, init_std_dev, lr_all, reg_all, seed=seed)

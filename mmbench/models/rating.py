@@ -54,6 +54,11 @@ class RatingRecommender(Recommender):
     def _estimate(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw estimates for the pairs and whether each was possible."""
 
+    def make_rng(self) -> np.random.Generator:
+        """The generator of the random initialisation, seeded by ``seed`` (a comparison script may substitute
+        another library's draws to check that the training itself is the same)."""
+        return np.random.default_rng(getattr(self, "seed", 0))
+
     def _default(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.full(len(users), self.global_mean)
 

@@ -10,8 +10,27 @@ from mmbench.models.rating import RatingRecommender, surprise_order
 
 
 @numba.njit(cache=True)
-def _svd_sgd(users, items, ratings, order, bu, bi, pu, qi, global_mean, biased, n_epochs,
-             lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi):  # noqa: ANN001
+def _svd_sgd(
+    users,
+    items,
+    ratings,
+    order,
+    bu,
+    bi,
+    pu,
+    qi,
+    global_mean,
+    biased,
+    n_epochs,
+    lr_bu,
+    lr_bi,
+    lr_pu,
+    lr_qi,
+    reg_bu,
+    reg_bi,
+    reg_pu,
+    reg_qi,
+):  # noqa: ANN001
     n_factors = pu.shape[1]
     for _ in range(n_epochs):
         for t in order:
@@ -68,14 +87,25 @@ class SVD(RatingRecommender):
         self.regs = [pick(v, reg_all) for v in (reg_bu, reg_bi, reg_pu, reg_qi)]
 
     def _fit(self, train: Interactions) -> None:
-        rng = np.random.default_rng(self.seed)
+        rng = self.make_rng()
         self.pu = rng.normal(self.init_mean, self.init_std_dev, (train.n_users, self.n_factors))
         self.qi = rng.normal(self.init_mean, self.init_std_dev, (train.n_items, self.n_factors))
         self.bu, self.bi = np.zeros(train.n_users), np.zeros(train.n_items)
         mu = self.global_mean if self.biased else 0.0
         _svd_sgd(
-            train.users, train.items, train.ratings.astype(np.float64), surprise_order(train.users),
-            self.bu, self.bi, self.pu, self.qi, mu, self.biased, self.n_epochs, *self.lr, *self.regs,
+            train.users,
+            train.items,
+            train.ratings.astype(np.float64),
+            surprise_order(train.users),
+            self.bu,
+            self.bi,
+            self.pu,
+            self.qi,
+            mu,
+            self.biased,
+            self.n_epochs,
+            *self.lr,
+            *self.regs,
         )
 
     def _estimate(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,8 +11,31 @@ from mmbench.models.rating import RatingRecommender, surprise_order
 
 
 @numba.njit(cache=True)
-def _svdpp_sgd(users, items, ratings, order, u_ptr, u_items, bu, bi, pu, qi, yj, global_mean, n_epochs,
-               lr_bu, lr_bi, lr_pu, lr_qi, lr_yj, reg_bu, reg_bi, reg_pu, reg_qi, reg_yj):  # noqa: ANN001
+def _svdpp_sgd(
+    users,
+    items,
+    ratings,
+    order,
+    u_ptr,
+    u_items,
+    bu,
+    bi,
+    pu,
+    qi,
+    yj,
+    global_mean,
+    n_epochs,
+    lr_bu,
+    lr_bi,
+    lr_pu,
+    lr_qi,
+    lr_yj,
+    reg_bu,
+    reg_bi,
+    reg_pu,
+    reg_qi,
+    reg_yj,
+):  # noqa: ANN001
     n_factors = pu.shape[1]
     n = len(order)
     s = np.zeros(n_factors)  # Σ_{j ∈ I(u)} y_j, kept current through the user's block
@@ -87,22 +110,40 @@ class SVDpp(RatingRecommender):
         self.lr_all, self.reg_all, self.seed = lr_all, reg_all, seed
 
     def _fit(self, train: Interactions) -> None:
-        rng = np.random.default_rng(self.seed)
+        rng = self.make_rng()
         shape_u, shape_i = (train.n_users, self.n_factors), (train.n_items, self.n_factors)
         self.pu = rng.normal(self.init_mean, self.init_std_dev, shape_u)
         self.qi = rng.normal(self.init_mean, self.init_std_dev, shape_i)
         self.yj = rng.normal(self.init_mean, self.init_std_dev, shape_i)
         self.bu, self.bi = np.zeros(train.n_users), np.zeros(train.n_items)
-        M = sp.csr_matrix(
-            (np.ones(len(train)), (train.users, train.items)), shape=(train.n_users, train.n_items)
-        )
+        M = sp.csr_matrix((np.ones(len(train)), (train.users, train.items)), shape=(train.n_users, train.n_items))
         M.sum_duplicates()
         M.data[:] = 1.0
         lr, reg = self.lr_all, self.reg_all
         _svdpp_sgd(
-            train.users, train.items, train.ratings.astype(np.float64), surprise_order(train.users),
-            M.indptr.astype(np.int64), M.indices.astype(np.int64), self.bu, self.bi, self.pu, self.qi, self.yj,
-            self.global_mean, self.n_epochs, lr, lr, lr, lr, lr, reg, reg, reg, reg, reg,
+            train.users,
+            train.items,
+            train.ratings.astype(np.float64),
+            surprise_order(train.users),
+            M.indptr.astype(np.int64),
+            M.indices.astype(np.int64),
+            self.bu,
+            self.bi,
+            self.pu,
+            self.qi,
+            self.yj,
+            self.global_mean,
+            self.n_epochs,
+            lr,
+            lr,
+            lr,
+            lr,
+            lr,
+            reg,
+            reg,
+            reg,
+            reg,
+            reg,
         )
         self.implicit = (M @ self.yj) / np.sqrt(np.maximum(self.user_count, 1))[:, None]
 
