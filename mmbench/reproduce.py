@@ -34,22 +34,24 @@ def build(
     """One row per published entry (in its order): folds, mean / std per metric and time, published, gap, verdict.
 
     ``published`` maps a ``model`` tag to ``{label, <metric>: value}``. Runs of a model missing from the sweep,
-    or models that ran on different folds, raise :class:`~mmbench.tables.TableError`.
+    get a row marked "not run"; models that ran on different folds raise :class:`~mmbench.tables.TableError`.
     """
     if "tags.model" not in runs.columns or "tags.split_fingerprint" not in runs.columns:
         raise TableError("runs lack the model / split_fingerprint tags")
     folds = runs.groupby("tags.model")["tags.split_fingerprint"].apply(lambda s: tuple(sorted(s)))
-    missing = [m for m in published if m not in folds.index]
-    if missing:
-        raise TableError(f"no runs of {missing} in the sweep; models found: {sorted(folds.index)}")
-    ref = folds[next(iter(published))]
-    for m in published:
-        if folds[m] != ref:
-            raise TableError(f"model {m!r} ran on other folds than {next(iter(published))!r}: not comparable")
+    ran = [m for m in published if m in folds.index]
+    if not ran:
+        raise TableError(f"none of {list(published)} ran in the sweep; models found: {sorted(folds.index)}")
+    for m in ran:
+        if folds[m] != folds[ran[0]]:
+            raise TableError(f"model {m!r} ran on other folds than {ran[0]!r}: not comparable")
     rows = []
     for model, pub in published.items():
         r = runs[runs["tags.model"] == model]
         row: dict[str, Any] = {"algorithm": pub.get("label", model), "model": model, "folds": len(r)}
+        if r.empty:
+            rows.append({**row, "within_tolerance": None})
+            continue
         for m in metrics:
             v = r[metric_key(f"test/{m}")].astype(float)
             row[f"{m}_mean"], row[f"{m}_std"] = v.mean(), v.std(ddof=1)
@@ -70,6 +72,9 @@ def markdown(table: pd.DataFrame, metrics: tuple[str, ...] = ("rmse", "mae"), to
     head += ["fit s / fold", "test s / fold", f"|Δ| ≤ {tolerance}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
+        if r["folds"] == 0:
+            lines.append("| " + " | ".join([r["algorithm"]] + ["–"] * (len(head) - 2) + ["not run"]) + " |")
+            continue
         cells = [r["algorithm"]]
         for m in metrics:
             cells += [
@@ -144,7 +149,7 @@ def write(
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "table.csv", index=False, float_format="%.6g")
-    n_ok = int(table["within_tolerance"].sum())
+    n_ok = int((table["within_tolerance"] == True).sum())  # noqa: E712 (None: not run)
     machine = f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     body = [
         f"# {out.name}",
