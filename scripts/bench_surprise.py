@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -211,6 +212,7 @@ def main() -> None:
     torch.set_num_threads(1)
     import surprise
 
+    load_start = os.getloadavg()
     fs = folds(args.data_dir)
     if args.seeds:
         return seed_study(fs, [a for a in args.algos.split(",") if a in SEEDED], args.seeds, args.out)
@@ -248,7 +250,14 @@ def main() -> None:
     table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     text = (
         f"Surprise {surprise.__version__} vs mmbench, ML-100K, 5 folds (KFoldSplit seed 0), fit + test prediction "
-        f"summed over the folds, torch threads 1, {os.cpu_count()} CPUs\n\n" + markdown(table)
+        f"summed over the folds, torch threads 1, {os.cpu_count()} CPUs, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Command: `python scripts/bench_surprise.py "
+        f"{' '.join(sys.argv[1:])}`.\n\n" + markdown(table) + "\n\n"
+        "speedup = surprise_s / mmbench_s; max_abs_pred_diff: the largest difference between the two libraries' "
+        "test predictions (deterministic models); same_init_diff: the same when mmbench starts from Surprise's "
+        "own initial random draws (fold 0). The machine was shared with other jobs: 1-minute load average "
+        f"{load_start[0]:.1f} at the start and {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores; "
+        "each algorithm ran Surprise then mmbench back to back, so both saw similar load."
     )
     print(text)
     if args.out:
