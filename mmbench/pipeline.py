@@ -69,7 +69,14 @@ def sweep_tags() -> dict[str, str]:
 
 
 def model_name(cfg: DictConfig) -> str:
-    """The model's name is its class name, lower-cased: ``conf/model/bpr.yaml`` builds ``BPR``."""
+    """The ``model`` config option that was chosen (``conf/model/<name>.yaml``); outside a Hydra run, the
+    model's class name in lower case."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("model")
+        if choice:
+            return str(choice)
     return str(cfg.model._target_).rsplit(".", 1)[-1].lower()
 
 
@@ -128,6 +135,7 @@ def run_tags(cfg: DictConfig, model: str) -> dict[str, str]:
     """Tags known before any work: what runs, from which code, in which sweep or study."""
     tags = {
         "model": model,
+        "model_class": str(cfg.model._target_),
         "seed": str(cfg.seed),
         "git_commit": git_commit(),
         "mmbench_version": mmbench.__version__,

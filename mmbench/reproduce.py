@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,7 @@ class PublishedTableCallback(Callback):
         runs = load_runs(config.logger.tracking_uri, config.experiment_name, f"tags.sweep_id = '{sweep_id}'")
         table = build(runs, self.published, self.metrics, self.tolerance)
         command = " ".join(["mmbench", *config.hydra.overrides.task])
+        commits = sorted(set(runs.get("tags.git_commit", pd.Series(["unknown"])).astype(str)))
         out = write(
             table,
             Path(config.paths.work_dir) / self.results_dir / self.name,
@@ -132,6 +133,7 @@ class PublishedTableCallback(Callback):
             self.metrics,
             self.tolerance,
             sweep_id,
+            commits,
         )
         print(markdown(table, self.metrics, self.tolerance))
         print(f"table written to {out}")
@@ -146,6 +148,7 @@ def write(
     metrics: tuple[str, ...],
     tolerance: float,
     sweep_id: str,
+    commits: Sequence[str] = (),
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "table.csv", index=False, float_format="%.6g")
@@ -167,7 +170,8 @@ def write(
         "```",
         "",
         f"Machine: {machine}. Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}. "
-        f"Sweep: `{Path(sweep_id).name}`. Data: `table.csv`.",
+        f"Sweep: `{Path(sweep_id).name}`, mmbench git {', '.join(c[:12] for c in commits) or 'unknown'}. "
+        "Data: `table.csv`.",
     ]
     if notes:
         body += ["", notes.strip()]

@@ -61,9 +61,9 @@ def test_surprise_experiment_runs_the_grid_and_writes_the_table(tmp_path, data_d
         raise AssertionError(e.stderr[-3000:]) from e
     out = tmp_path / "results" / "surprise_ml100k"
     table = pd.read_csv(out / "table.csv").set_index("model")
-    assert table.loc["baselineonly", "folds"] == 2 and table.loc["slopeone", "folds"] == 2
+    assert table.loc["baseline_only", "folds"] == 2 and table.loc["slope_one", "folds"] == 2
     assert table.loc["svd", "folds"] == 0  # not in this reduced grid
-    assert abs(table.loc["baselineonly", "rmse_mean"] - 0.944) < 0.01
+    assert abs(table.loc["baseline_only", "rmse_mean"] - 0.944) < 0.01
     readme = (out / "README.md").read_text()
     assert "| Baseline | " in readme and "mmbench experiment=surprise_ml100k" in readme
     runs = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_runs(
