@@ -22,10 +22,10 @@ def _main(cfg: DictConfig) -> float | None:
     except (ConfigError, DataNotFoundError, DataFormatError, TrackingError) as e:
         print(f"mmbench: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(2)
-    print(format_table(result.metrics))
+    m = result.metrics
+    print(format_table(m))
     print(
-        f"fit {result.metrics['time/fit_s']:.2f}s, evaluation "
-        f"{result.metrics['time/eval_val_s'] + result.metrics['time/eval_test_s']:.2f}s, "
+        f"fit {m['time/fit_s']:.2f}s, evaluation {m['time/eval_val_s'] + m.get('time/eval_test_s', 0):.2f}s, "
         f"split {result.split.fingerprint[:16]}"
     )
     print(f"MLflow run id: {result.run_id}")

@@ -24,6 +24,8 @@ class ConfigError(ValueError):
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("mmbench.cwd"):
         OmegaConf.register_new_resolver("mmbench.cwd", lambda: os.getcwd())
+    if not OmegaConf.has_resolver("mmbench.name"):  # ${mmbench.name:${dataset._target_}} -> "movielens100k"
+        OmegaConf.register_new_resolver("mmbench.name", lambda target: str(target).rsplit(".", 1)[-1].lower())
 
 
 register_resolvers()

@@ -22,6 +22,7 @@ import mmbench
 from mmbench.config import flatten, import_target, validate
 from mmbench.data.interactions import Dataset
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
+from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import NeuralRecommender, Recommender
 from mmbench.splits import Split, load_or_create
 from mmbench.tracking import MLflowTracker
@@ -68,7 +69,14 @@ def sweep_tags() -> dict[str, str]:
 
 
 def model_name(cfg: DictConfig) -> str:
-    """The model's name is its class name, lower-cased: ``conf/model/bpr.yaml`` builds ``BPR``."""
+    """The ``model`` config option that was chosen (``conf/model/<name>.yaml``); outside a Hydra run, the
+    model's class name in lower case."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("model")
+        if choice:
+            return str(choice)
     return str(cfg.model._target_).rsplit(".", 1)[-1].lower()
 
 
@@ -78,7 +86,13 @@ def fit(
     """Fit on train (val for early stopping only); returns fit facts to log."""
     if isinstance(model, NeuralRecommender):
         trainer = instantiate(cfg.trainer, checkpoint_dir=str(workdir / "checkpoints"))
-        report = trainer.fit(model, split.train, split.val, evaluator, logger=tracker.lightning_logger())
+        callbacks = []
+        if cfg.trial.number is not None:  # an Optuna trial: report each validation, maybe get pruned
+            from mmbench.search import OptunaPruning, load_trial
+
+            trial = load_trial(cfg.trial.study_name, cfg.trial.storage, int(cfg.trial.number))
+            callbacks.append(OptunaPruning(trial, metric_key(f"val/{cfg.trainer.monitor}")))
+        report = trainer.fit(model, split.train, split.val, evaluator, tracker.lightning_logger(), callbacks)
         out = {"fit/epochs": float(report.epochs)}
         if report.best_epoch is not None:
             out.update({"fit/best_epoch": float(report.best_epoch), "fit/best_val_monitor": report.best_score})
@@ -107,7 +121,7 @@ def save_result(ds: Dataset, result: EvalResult, folder: Path, part: str, topk: 
 def format_table(metrics: dict[str, float]) -> str:
     """Rows of metric names, columns val and test."""
     names = sorted(
-        {k.split("/", 1)[1] for k in metrics if k.startswith(("val/", "test/"))},
+        {k.split("/", 1)[1] for k in metrics if k.startswith(("val/", "test/")) and not k.endswith("n_users")},
         key=lambda n: (n.split("@")[0], int(n.split("@")[1]) if "@" in n else 0),
     )
     lines = [f"{'metric':<14}{'val':>10}{'test':>10}", "-" * 34]
@@ -117,25 +131,37 @@ def format_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def run_tags(cfg: DictConfig, model: str) -> dict[str, str]:
+    """Tags known before any work: what runs, from which code, in which sweep or study."""
+    tags = {
+        "model": model,
+        "model_class": str(cfg.model._target_),
+        "seed": str(cfg.seed),
+        "git_commit": git_commit(),
+        "mmbench_version": mmbench.__version__,
+        "command": " ".join(sys.argv),
+        **sweep_tags(),
+        **{str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in cfg.tags.items()},
+    }
+    if cfg.trial.parent_run_id:
+        tags["mlflow.parentRunId"] = str(cfg.trial.parent_run_id)  # nested under the study in the MLflow UI
+    if cfg.trial.number is not None:
+        tags["optuna_study"], tags["optuna_trial"] = str(cfg.trial.study_name), str(cfg.trial.number)
+    return tags
+
+
 def run(cfg: DictConfig) -> RunResult:
-    """Run the configured benchmark; the test set is evaluated exactly once, after fitting."""
+    """Run the configured benchmark; the test set is evaluated exactly once, after fitting.
+
+    With ``evaluate_test=false`` (hyperparameter-search trials) the test set is not touched at all.
+    """
     validate(cfg)
     torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.seed), verbose=False)
     tracker: MLflowTracker = instantiate(cfg.logger)
     name = model_name(cfg)
     dataset_name = getattr(import_target(cfg.dataset._target_), "name", "dataset")
-    tracker.start(
-        run_name=f"{name}-{dataset_name}-seed{cfg.seed}",
-        tags={
-            "model": name,
-            "seed": str(cfg.seed),
-            "git_commit": git_commit(),
-            "mmbench_version": mmbench.__version__,
-            "command": " ".join(sys.argv),
-            **sweep_tags(),
-        },
-    )
+    tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name))
     status = "FAILED"
     try:
         with tempfile.TemporaryDirectory(prefix="mmbench-run-") as tmp:
@@ -161,20 +187,22 @@ def run(cfg: DictConfig) -> RunResult:
             t = time.perf_counter()
             val = evaluator.evaluate(model, split.val, [split.train], desc="validation")
             times["time/eval_val_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            test = evaluator.evaluate(model, split.test, [split.train, split.val], keep_topk=True, desc="test")
-            times["time/eval_test_s"] = time.perf_counter() - t
-
             metrics = {f"val/{k}": v for k, v in val.means.items()}
-            metrics.update({f"test/{k}": v for k, v in test.means.items()})
-            metrics.update({"val/n_users": val.n_users, "test/n_users": test.n_users, **times, **fit_facts})
+            metrics["val/n_users"] = val.n_users
+            save_result(ds, val, work, "val", topk=False)
+            if cfg.evaluate_test:
+                t = time.perf_counter()
+                test = evaluator.evaluate(model, split.test, [split.train, split.val], keep_topk=True, desc="test")
+                times["time/eval_test_s"] = time.perf_counter() - t
+                metrics.update({f"test/{k}": v for k, v in test.means.items()})
+                metrics["test/n_users"] = test.n_users
+                save_result(ds, test, work, "test", topk=True)
+            metrics.update({**times, **fit_facts})
             metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if torch.cuda.is_available():
                 metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
             tracker.log_metrics(metrics)
 
-            save_result(ds, val, work, "val", topk=False)
-            save_result(ds, test, work, "test", topk=True)
             split_art = work / "split"
             split_art.mkdir()
             for f in [*split.files().values(), split.directory / "split.json"]:
@@ -185,5 +213,10 @@ def run(cfg: DictConfig) -> RunResult:
             tracker.client.log_artifact(tracker.run_id, str(work / "config.yaml"))
         status = "FINISHED"
         return RunResult(metrics, tracker.run_id, tracker.artifact_uri, split)
+    except BaseException as e:
+        if type(e).__name__ == "TrialPruned":
+            tracker.set_tags({"optuna_state": "PRUNED"})
+            status = "KILLED"
+        raise
     finally:
         tracker.end(status)

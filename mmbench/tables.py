@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import platform
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,9 @@ def load_runs(tracking_uri: str, experiment: str, filter_string: str = "") -> pd
         raise TableError(f"no MLflow experiment {experiment!r} in {tracking_uri}; experiments: {names}")
     filt = "attributes.status = 'FINISHED'" + (f" and {filter_string}" if filter_string else "")
     rows = []
-    for r in client.search_runs([exp.experiment_id], filter_string=filt, max_results=50_000):
+    for r in client.search_runs(
+        [exp.experiment_id], filter_string=filt, max_results=50_000, order_by=["attributes.start_time ASC"]
+    ):
         row = {"run_id": r.info.run_id, "artifact_uri": r.info.artifact_uri, "run_name": r.info.run_name}
         row.update({f"tags.{k}": v for k, v in r.data.tags.items()})
         row.update({f"params.{k}": v for k, v in r.data.params.items()})
@@ -291,12 +295,13 @@ def plots(table: Table, runs: pd.DataFrame, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     made = []
+    quality = [m for m in table.metrics if "@" in m or m.split("/")[-1] in ("rmse", "mae")] or table.metrics
     fig, ax = plt.subplots(figsize=(1.2 * len(table.rows) + 3, 3.5))
-    width = 0.8 / len(table.metrics)
+    width = 0.8 / len(quality)
     x = np.arange(len(table.rows))
-    for i, m in enumerate(table.metrics):
+    for i, m in enumerate(quality):
         ax.bar(x + i * width, table.mean[m], width, yerr=table.std[m].fillna(0), capsize=3, label=m)
-    ax.set_xticks(x + width * (len(table.metrics) - 1) / 2, table.rows, rotation=30, ha="right")
+    ax.set_xticks(x + width * (len(quality) - 1) / 2, table.rows, rotation=30, ha="right")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "bars.png", dpi=120)
@@ -359,6 +364,8 @@ def write(table: Table, runs: pd.DataFrame, out_dir: str | Path, command: str, m
         command,
         "```",
         "",
+        f"Made {time.strftime('%Y-%m-%d')} on {_machine()}, mmbench {_commit()}.",
+        "",
         f"Runs used: `runs.tsv` ({len(table.run_ids)} runs). Also: `table.tex`, `table.csv`"
         + "".join(f", `{f.name}`" for f in figs)
         + ".",
@@ -405,6 +412,17 @@ class TableCallback(Callback):
         out = write(table, runs, Path(config.paths.work_dir) / self.results_dir / self.name, command, self.plots)
         print(table.markdown())
         print(f"table written to {out}")
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu} ({os.cpu_count()} cores), Python {platform.python_version()}"
+
+
+def _commit() -> str:
+    from mmbench.pipeline import git_commit
+
+    return f"git {git_commit()[:12]}"
 
 
 def default_tracking_uri() -> str:

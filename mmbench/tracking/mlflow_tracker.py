@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +54,45 @@ class MLflowTracker:
     def start(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
         """Create (or find) the experiment and open a run; raise :class:`TrackingError` if the store fails."""
         try:
-            if self.tracking_uri.startswith("sqlite:///"):
-                Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self.client = MlflowClient(tracking_uri=self.tracking_uri)
-            exp = self.client.get_experiment_by_name(self.experiment)
-            if exp is None:
-                location = None
-                if self.artifact_dir and self.is_local:
-                    location = (Path(self.artifact_dir).expanduser().resolve() / self.experiment).as_uri()
-                exp_id = self.client.create_experiment(self.experiment, artifact_location=location)
-            else:
-                exp_id = exp.experiment_id
+            with self._init_lock():
+                self.client = MlflowClient(tracking_uri=self.tracking_uri)
+                exp_id = self._experiment_id()
             run = self.client.create_run(exp_id, run_name=run_name or self.run_name, tags=tags or {})
         except Exception as e:  # MLflow raises many types for an unusable store
             raise TrackingError(f"MLflow store {self.tracking_uri!r} is not usable: {e}") from e
         self.run_id = run.info.run_id
         return self.run_id
+
+    @contextmanager
+    def _init_lock(self) -> Iterator[None]:
+        """Serialise first use of a local SQLite store: parallel jobs (joblib launcher) would both create
+        its tables ("table ... already exists")."""
+        if not self.tracking_uri.startswith("sqlite:///"):
+            yield
+            return
+        db = Path(self.tracking_uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.with_name(db.name + ".lock"), "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if self.artifact_dir and self.is_local:
+            location = (Path(self.artifact_dir).expanduser().resolve() / self.experiment).as_uri()
+        try:
+            return self.client.create_experiment(self.experiment, artifact_location=location)
+        except Exception:  # a parallel job (joblib launcher) created it first
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     @property
     def artifact_uri(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,7 @@ class NeuralTrainer:
         val: Interactions | None,
         evaluator: Evaluator,
         logger: Logger | bool = False,
+        callbacks: Sequence[pl.Callback] = (),
     ) -> FitReport:
         pl.seed_everything(self.seed, workers=True, verbose=False)
         model.build(train)
@@ -91,7 +93,7 @@ class NeuralTrainer:
             self.monitor,
         )
         ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")
-        callbacks: list[pl.Callback] = []
+        callbacks = list(callbacks)
         ckpt = None
         if has_val:
             ckpt = ModelCheckpoint(
@@ -132,5 +134,7 @@ class NeuralTrainer:
             best_score = float(ckpt.best_model_score)
             best_epoch = int(state["epoch"])
             log.info("restored best epoch %d (%s=%.5f)", best_epoch, key, best_score)
-        model.to("cpu" if self.accelerator == "cpu" else model.device)
+        # Lightning leaves the module on the CPU after fit: evaluate on the accelerator that trained it
+        if self.accelerator != "cpu" and torch.cuda.is_available():
+            model.to("cuda")
         return FitReport(trainer.current_epoch, best_epoch, best_score, key, ckpt.best_model_path if ckpt else None)

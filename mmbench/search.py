@@ -1,0 +1,266 @@
+"""Optuna hyperparameter search as a Hydra sweeper, with pruning from the Lightning validation loop.
+
+Why our own sweeper: the published hydra-optuna-sweeper (1.3.0) requires optuna<3, and optuna 2.10
+with SQLAlchemy 2 cannot open an SQLite storage. This sweeper runs current Optuna with any
+persistent storage (SQLite by default, any SQLAlchemy URL), so studies resume after an interruption
+and several workers can share one study.
+
+Each trial is one ordinary ``mmbench`` job with sampled overrides: it is validated on the validation
+set only (``evaluate_test=false``), reports the monitored validation metric every epoch (the pruner
+may stop it), and is an MLflow child run of the study's parent run. After the search the best
+parameters are written as an override file and retrained with ``final_seeds``, each tested once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class SearchError(ValueError):
+    """The search cannot start: bad search space, storage or direction."""
+
+
+def distribution(override: Override) -> Any:
+    """The Optuna distribution of a Hydra sweep override: ``choice``, ``range``, ``interval``, ``tag(log, ...)``."""
+    import optuna.distributions as od
+
+    value = override.value()
+    log_scale = isinstance(value, (IntervalSweep, RangeSweep)) and "log" in value.tags
+    if isinstance(value, ChoiceSweep):
+        return od.CategoricalDistribution(list(value.list))
+    if isinstance(value, RangeSweep):
+        return od.IntDistribution(int(value.start), int(value.stop) - 1, step=int(value.step or 1), log=log_scale)
+    if isinstance(value, IntervalSweep):
+        if isinstance(value.start, int) and isinstance(value.end, int) and "float" not in value.tags:
+            return od.IntDistribution(value.start, value.end, log=log_scale)
+        return od.FloatDistribution(float(value.start), float(value.end), log=log_scale)
+    raise SearchError(f"{override.input_line!r} is not a search dimension (use choice, range or interval)")
+
+
+def _built(node: Any) -> Any:
+    """Hydra instantiates the sweeper's nested ``_target_`` nodes itself; build them here when it did not."""
+    return instantiate(node) if isinstance(node, (DictConfig, dict)) else node
+
+
+class OptunaSweeper(Sweeper):
+    """``hydra/sweeper=mmbench_optuna``: see the module docstring and ``conf/hparams_search/``."""
+
+    def __init__(
+        self,
+        study_name: str,
+        storage: str | None,
+        direction: str,
+        n_trials: int,
+        n_jobs: int,
+        sampler: Any,
+        pruner: Any,
+        params: dict[str, str],
+        enqueue_trials: Sequence[dict[str, Any]],
+        final_seeds: Sequence[int],
+    ) -> None:
+        if direction not in ("maximize", "minimize"):
+            raise SearchError(f"hydra.sweeper.direction={direction!r}: choose maximize or minimize")
+        if not storage:
+            raise SearchError("hydra.sweeper.storage is empty: trials report to the study through its storage")
+        self.study_name, self.storage, self.direction = study_name, storage, direction
+        self.n_trials, self.n_jobs = n_trials, max(1, n_jobs)
+        self.sampler_cfg, self.pruner_cfg = sampler, pruner
+        self.params = dict(params or {})
+        self.enqueue_trials = [dict(t) for t in enqueue_trials or []]
+        self.final_seeds = list(final_seeds or [])
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def _space(self, arguments: list[str]) -> tuple[list[str], dict[str, Any]]:
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        fixed, space = [], {}
+        for o in overrides:
+            if o.is_sweep_override():
+                space[o.get_key_element()] = distribution(o)
+            else:
+                fixed.append(o.input_line)
+        if not space:
+            raise SearchError("no search dimension: set hydra.sweeper.params (see conf/hparams_search/)")
+        return fixed, space
+
+    def _check_direction(self) -> str:
+        from mmbench.evaluation.metrics import metric_for
+
+        monitor = str(self.config.trainer.monitor)
+        mode = metric_for(monitor).mode
+        if (mode == "max") != (self.direction == "maximize"):
+            raise SearchError(f"hydra.sweeper.direction={self.direction} but val/{monitor} is better when {mode}")
+        return monitor
+
+    def _parent_run(self) -> Any:
+        from mmbench.tracking import MLflowTracker
+
+        tracker: MLflowTracker = instantiate(self.config.logger)
+        tags = {"mmbench_role": "optuna_study", "optuna_study": self.study_name, "optuna_storage": self.storage}
+        client_uri = tracker.tracking_uri
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(client_uri)
+        exp = client.get_experiment_by_name(tracker.experiment)
+        if exp is not None:
+            found = client.search_runs(
+                [exp.experiment_id],
+                f"tags.mmbench_role = 'optuna_study' and tags.optuna_study = '{self.study_name}'",
+            )
+            found = [r for r in found if r.data.tags.get("optuna_storage") == self.storage]
+            if found:
+                tracker.client, tracker.run_id = client, found[0].info.run_id
+                client.update_run(tracker.run_id, status="RUNNING")
+                return tracker
+        tracker.start(run_name=f"optuna-{self.study_name}", tags=tags)
+        return tracker
+
+    def sweep(self, arguments: list[str]) -> Any:
+        import optuna
+        from optuna.trial import TrialState
+
+        fixed, space = self._space(arguments)
+        monitor = self._check_direction()
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=self.storage,
+            sampler=_built(self.sampler_cfg),
+            pruner=_built(self.pruner_cfg),
+            direction=self.direction,
+            load_if_exists=True,
+        )
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            log.warning("trial %d was left running by an interrupted search: marked FAIL", t.number)
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if not study.trials:
+            for params in self.enqueue_trials:
+                study.enqueue_trial(params)
+        parent = self._parent_run()
+        parent.set_tags({"sweep_id": str(sweep_dir.resolve())})
+        done = len([t for t in study.trials if t.state.is_finished()])
+        log.info("study %s: %d trials finished, running %d more", self.study_name, done, self.n_trials - done)
+        job_idx = 0
+        while done < self.n_trials:
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
+            batch = [
+                fixed
+                + [f"{k}={v}" for k, v in t.params.items()]
+                + [
+                    f"trial.study_name={self.study_name}",
+                    f"trial.storage={self.storage}",
+                    f"trial.number={t.number}",
+                    f"trial.parent_run_id={parent.run_id}",
+                    "evaluate_test=false",
+                ]
+                for t in trials
+            ]
+            self.validate_batch_is_legal(batch)
+            returns = self.launcher.launch(batch, initial_job_idx=job_idx)
+            job_idx += len(batch)
+            for trial, ret in zip(trials, returns, strict=True):
+                try:
+                    value = ret.return_value
+                except optuna.TrialPruned:
+                    study.tell(trial, state=TrialState.PRUNED)
+                except Exception as e:  # a failed trial must not end the study, but must be visible
+                    log.error("trial %d failed: %s", trial.number, e)
+                    study.tell(trial, state=TrialState.FAIL)
+                    if done == 0 and trial.number == 0:
+                        raise
+                else:
+                    study.tell(trial, float(value))
+                done += 1
+        return self._finish(study, fixed, parent, sweep_dir, monitor, job_idx)
+
+    def _finish(self, study: Any, fixed: list[str], parent: Any, sweep_dir: Path, monitor: str, job_idx: int) -> Any:
+        from optuna.trial import TrialState
+
+        states = {
+            s.name: len(study.get_trials(states=(s,)))
+            for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        }
+        if not states["COMPLETE"]:
+            raise SearchError(f"study {self.study_name}: no trial completed ({states})")
+        best = study.best_trial
+        overrides = [f"{k}={v}" for k, v in best.params.items()]
+        (sweep_dir / "best_overrides.txt").write_text(" ".join(overrides) + "\n")
+        body = OmegaConf.create({})
+        for k, v in best.params.items():
+            OmegaConf.update(body, k, v, force_add=True)
+        (sweep_dir / "best_params.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(body))
+        parent.log_params({f"best.{k}": v for k, v in best.params.items()})
+        parent.log_metrics({f"best/val/{monitor}": best.value, **{f"trials/{k.lower()}": v for k, v in states.items()}})
+        parent.client.log_artifact(parent.run_id, str(sweep_dir / "best_overrides.txt"))
+        parent.client.log_artifact(parent.run_id, str(sweep_dir / "best_params.yaml"))
+        log.info("best trial %d: val/%s=%.5f with %s", best.number, monitor, best.value, " ".join(overrides))
+        final = [
+            fixed + overrides + [f"seed={s}", f"trial.parent_run_id={parent.run_id}", "+tags.optuna_final=true"]
+            for s in self.final_seeds
+        ]
+        results = []
+        if final:
+            self.validate_batch_is_legal(final)
+            results = self.launcher.launch(final, initial_job_idx=job_idx)
+            values = [float(r.return_value) for r in results]
+            parent.log_metrics({f"final/val/{monitor}_mean": sum(values) / len(values)})
+        parent.end("FINISHED")
+        print(f"best parameters: {' '.join(overrides)}  (val/{monitor}={best.value:.5f}; {states})")
+        print(f"override file: {sweep_dir / 'best_overrides.txt'}  (mmbench $(cat ...))")
+        return results
+
+
+class OptunaPruning(pl.Callback):
+    """Reports the monitored validation metric to an Optuna trial each epoch; raises TrialPruned when told to."""
+
+    def __init__(self, trial: Any, key: str) -> None:
+        self.trial, self.key = trial, key
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import optuna
+
+        if trainer.sanity_checking or self.key not in trainer.callback_metrics:
+            return
+        epoch = trainer.current_epoch
+        self.trial.report(float(trainer.callback_metrics[self.key]), step=epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"trial {self.trial.number} pruned at epoch {epoch}")
+
+
+def load_trial(study_name: str, storage: str, number: int) -> Any:
+    """The running trial ``number`` of a stored study, for reporting intermediate values from a job.
+
+    The pruner is not stored with a study: it is rebuilt from this job's ``hydra.sweeper.pruner``.
+    """
+    import optuna
+    from hydra.core.hydra_config import HydraConfig
+
+    pruner = None
+    if HydraConfig.initialized():
+        pruner = _built(HydraConfig.get().sweeper.get("pruner"))
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner or optuna.pruners.NopPruner())
+    for t in study.get_trials(deepcopy=False):
+        if t.number == number:
+            return optuna.trial.Trial(study, t._trial_id)
+    raise SearchError(f"study {study_name!r} in {storage} has no trial {number}")

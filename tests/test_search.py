@@ -1,0 +1,118 @@
+"""Hydra multirun grids and Optuna searches, run as a user runs them (subprocesses on the synthetic data)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+
+from mmbench.config import CONF_DIR
+
+BIN = Path(sys.executable).parent / "mmbench"
+FAST = ["dataset=synthetic", "eval.progress=false", "trainer.enable_progress_bar=false"]
+
+
+def mmbench(args, cwd):
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MMBENCH_WORK_DIR")}
+    r = subprocess.run([str(BIN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def runs(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("mmbench")
+    return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+@pytest.mark.slow
+def test_multirun_grid_with_parallel_launcher_gives_one_run_per_job(tmp_path):
+    mmbench(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *FAST, "model=pop,itemknn", "seed=0,1"], tmp_path
+    )
+    rs = runs(tmp_path)
+    assert sorted((r.data.tags["model"], r.data.tags["seed"]) for r in rs) == [
+        ("itemknn", "0"),
+        ("itemknn", "1"),
+        ("pop", "0"),
+        ("pop", "1"),
+    ]
+    assert len({r.data.tags["sweep_id"] for r in rs}) == 1
+    assert len({r.data.tags["split_fingerprint"] for r in rs}) == 1
+    assert all(r.info.status == "FINISHED" for r in rs)
+
+
+@pytest.mark.slow
+def test_optuna_study_persists_resumes_and_retrains_best(tmp_path):
+    common = ["hparams_search=bpr_optuna", *FAST, "trainer.max_epochs=2", "hydra.sweeper.pruner=null"]
+    mmbench([*common, "hydra.sweeper.n_trials=4", "hydra.sweeper.final_seeds=[]"], tmp_path)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.load_study(study_name="bpr-synthetic", storage=storage)
+    assert len(study.trials) == 4
+    study.ask()  # an interrupted search leaves a RUNNING trial behind
+    out = mmbench([*common, "hydra.sweeper.n_trials=8", "hydra.sweeper.final_seeds=[0,1]"], tmp_path).stdout
+    study = optuna.load_study(study_name="bpr-synthetic", storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 8 and states[4] == "FAIL" and states.count("COMPLETE") == 7
+    assert "best parameters:" in out
+    rs = runs(tmp_path)
+    parents = [r for r in rs if r.data.tags.get("mmbench_role") == "optuna_study"]
+    assert len(parents) == 1  # the resumed search reused the study's parent run
+    parent = parents[0]
+    children = [r for r in rs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    trials = [r for r in children if "optuna_trial" in r.data.tags]
+    finals = [r for r in children if r.data.tags.get("optuna_final") == "true"]
+    assert len(trials) == 7 and len(finals) == 2
+    # trials never touch the test set; the retrained best runs test once each
+    assert not any(k.startswith("test/") for r in trials for k in r.data.metrics)
+    assert all("test/ndcg_at_10" in r.data.metrics for r in finals)
+    best = study.best_trial
+    assert parent.data.metrics["best/val/ndcg@10".replace("@", "_at_")] == pytest.approx(best.value)
+    sweep = Path(finals[0].data.tags["sweep_id"])
+    text = (sweep / "best_overrides.txt").read_text().split()
+    assert text == [f"{k}={v}" for k, v in best.params.items()]
+    assert {r.data.params["model.embedding_dim"] for r in finals} == {str(best.params["model.embedding_dim"])}
+
+
+@pytest.mark.slow
+def test_a_deliberately_bad_trial_is_pruned(tmp_path):
+    good = {"model.embedding_dim": 32, "model.reg": 1e-5, "model.optimizer.lr": 0.02}
+    bad = {"model.embedding_dim": 32, "model.reg": 1e-5, "model.optimizer.lr": 1e-7}
+    enqueue = "[" + ",".join("{" + ",".join(f"{k}:{v}" for k, v in t.items()) + "}" for t in (good, good, bad)) + "]"
+    mmbench(
+        [
+            "hparams_search=bpr_optuna",
+            *FAST,
+            "trainer.max_epochs=6",
+            "trainer.batch_size=256",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.final_seeds=[]",
+            f"hydra.sweeper.enqueue_trials={enqueue}",
+            "hydra.sweeper.pruner.n_startup_trials=2",
+            "hydra.sweeper.pruner.n_warmup_steps=0",
+        ],
+        tmp_path,
+    )
+    study = optuna.load_study(study_name="bpr-synthetic", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert study.trials[2].params["model.optimizer.lr"] == pytest.approx(1e-7)
+    pruned = [r for r in runs(tmp_path) if r.data.tags.get("optuna_trial") == "2"][0]
+    assert pruned.data.tags["optuna_state"] == "PRUNED" and pruned.info.status == "KILLED"
+
+
+def test_search_configs_and_launchers_compose(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMBENCH_WORK_DIR", str(tmp_path))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for name in ("bpr_optuna", "itemknn_optuna"):
+            cfg = compose("config", overrides=[f"hparams_search={name}"], return_hydra_config=True)
+            sweeper = cfg.hydra.sweeper
+            assert sweeper._target_.endswith("MmbenchOptunaSweeper") and sweeper.params
+            assert sweeper.storage == f"sqlite:///{tmp_path}/optuna.db"
+        cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+        assert "SlurmLauncher" in cfg.hydra.launcher._target_ and cfg.hydra.launcher.gpus_per_node == 1
