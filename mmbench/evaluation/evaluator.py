@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmbench.data.interactions import Interactions
-from mmbench.evaluation.metrics import RANKING_METRICS, mae, rmse
+from mmbench.evaluation.metrics import FULL_RANKING_METRICS, RANKING_METRICS, mae, rmse
 from mmbench.models.base import Recommender
 
 
@@ -35,6 +35,8 @@ class Evaluator:
     masked before top-K. With ``positive_threshold`` only target events rated at
     least that much are relevant. Users are processed ``batch_size`` at a time, so
     no dense users x items matrix of the whole data set is ever built.
+    ``metrics`` may name top-K metrics (computed at every K of ``ks``) and full-ranking
+    ones (``auc``, ``map_full``: one value per user, over all non-excluded items).
 
     ``candidates="target"`` ranks only the items that occur in the evaluated part (e.g. the held-out
     items of a cold-item split, so a model ranks the new items for their users); ``"all"`` ranks the
@@ -53,9 +55,10 @@ class Evaluator:
         if candidates not in ("all", "target"):
             raise ValueError(f"eval.candidates={candidates!r}: choose 'all' or 'target'")
         self.candidates = candidates
-        unknown = [m for m in metrics if m not in RANKING_METRICS]
+        unknown = [m for m in metrics if m not in RANKING_METRICS and m not in FULL_RANKING_METRICS]
         if unknown:
-            raise ValueError(f"eval.metrics: unknown {unknown}; choose from {sorted(RANKING_METRICS)}")
+            known = sorted(RANKING_METRICS) + sorted(FULL_RANKING_METRICS)
+            raise ValueError(f"eval.metrics: unknown {unknown}; choose from {known}")
         if not ks or min(ks) < 1:
             raise ValueError(f"eval.ks must be positive integers, got {list(ks)}")
         self.ks = sorted(int(k) for k in ks)
@@ -63,6 +66,12 @@ class Evaluator:
         self.batch_size = batch_size
         self.positive_threshold = positive_threshold
         self.progress = progress
+
+    @property
+    def metric_keys(self) -> list[str]:
+        """The keys ``evaluate`` reports: ``recall@10``, …, ``auc``."""
+        topk = [f"{m}@{k}" for m in self.metrics if m in RANKING_METRICS for k in self.ks]
+        return topk + [m for m in self.metrics if m in FULL_RANKING_METRICS]
 
     @property
     def max_k(self) -> int:
@@ -98,26 +107,44 @@ class Evaluator:
         excl: sp.csr_matrix,
         rel: sp.csr_matrix,
         candidates: np.ndarray | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Top-``max_k`` items and scores for ``users`` with excluded items (and non-candidates) masked,
-        and their 0/1 hits."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Top-``max_k`` items and scores for ``users`` with excluded items (and non-candidates) masked, their
+        0/1 hits, and the per-user values of the full-ranking metrics asked for (computed here, where all
+        scores are)."""
         device = model.device
         u = torch.as_tensor(users, device=device)
         with torch.no_grad():
             scores = model.score(u).float()
+        full_names = [m for m in self.metrics if m in FULL_RANKING_METRICS]
+        candidate = None
+        if full_names:
+            candidate = torch.ones(scores.shape, dtype=torch.bool, device=device)
+            _fill(candidate, excl[users], False)
         _fill(scores, excl[users], float("-inf"))
         if candidates is not None:
-            scores[:, torch.as_tensor(~candidates, device=device)] = float("-inf")
+            outside = torch.as_tensor(~candidates, device=device)
+            scores[:, outside] = float("-inf")
+            if candidate is not None:
+                candidate[:, outside] = False
         k = min(self.max_k, scores.shape[1] if candidates is None else int(candidates.sum()))
         top_scores, top_items = torch.topk(scores, k, dim=1)
         dense_rel = torch.zeros(scores.shape, dtype=torch.float64, device=device)
         _fill(dense_rel, rel[users], 1.0)
-        return top_items, top_scores, dense_rel.gather(1, top_items)
+        full = {}
+        if full_names:
+            relevant = dense_rel > 0
+            full = {m: FULL_RANKING_METRICS[m].fn(scores, relevant, candidate) for m in full_names}
+        return top_items, top_scores, dense_rel.gather(1, top_items), full
 
-    def per_user(self, hits: torch.Tensor, n_rel: torch.Tensor) -> dict[str, torch.Tensor]:
+    def per_user(
+        self, hits: torch.Tensor, n_rel: torch.Tensor, full: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Per-user values of every metric: ``name@K`` for top-K metrics, ``name`` for full-ranking ones."""
         if hits.shape[1] < self.max_k:  # catalogue smaller than K: missing ranks are misses
             hits = torch.nn.functional.pad(hits, (0, self.max_k - hits.shape[1]))
-        return {f"{m}@{k}": RANKING_METRICS[m].fn(hits, n_rel, k) for m in self.metrics for k in self.ks}
+        topk = [m for m in self.metrics if m in RANKING_METRICS]
+        out = {f"{m}@{k}": RANKING_METRICS[m].fn(hits, n_rel, k) for m in topk for k in self.ks}
+        return out | (full or {})
 
     def evaluate(
         self,
@@ -137,16 +164,16 @@ class Evaluator:
         batches = range(0, len(users), self.batch_size)
         for start in tqdm(batches, desc=desc, disable=not self.progress or len(batches) < 2, leave=False):
             b = users[start : start + self.batch_size]
-            items, scores, hits = self.rank_batch(model, b, excl, rel, cand)
+            items, scores, hits, full = self.rank_batch(model, b, excl, rel, cand)
             n_rel = torch.as_tensor(n_rel_all[b], dtype=torch.float64, device=hits.device)
-            for key, v in self.per_user(hits, n_rel).items():
+            for key, v in self.per_user(hits, n_rel, full).items():
                 values.setdefault(key, []).append(v.cpu().numpy())
             if keep_topk:
                 tops.append(items.cpu().numpy())
                 top_scores.append(scores.cpu().numpy())
         per_user = {k: np.concatenate(v) if v else np.zeros(0) for k, v in values.items()}
         if not per_user:
-            per_user = {f"{m}@{k}": np.zeros(0) for m in self.metrics for k in self.ks}
+            per_user = {key: np.zeros(0) for key in self.metric_keys}
         means = {k: float(v.mean()) if len(v) else float("nan") for k, v in per_user.items()}
         result = EvalResult(means, users, per_user, n_users=len(users))
         if keep_topk:

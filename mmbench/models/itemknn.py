@@ -30,23 +30,7 @@ class ItemKNN(Recommender):
     def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
         X = train.to_csr()
         X.data[:] = 1.0
-        XT = X.T.tocsr()
-        norms = np.sqrt(np.asarray(X.sum(0)).ravel())
-        n = train.n_items
-        k = min(self.k, n - 1)
-        rows, cols, vals = [], [], []
-        for start in range(0, n, self.block_size):
-            stop = min(start + self.block_size, n)
-            sim = (XT[start:stop] @ X).toarray().astype(np.float64)
-            sim /= norms[start:stop, None] * norms[None, :] + self.shrink + 1e-12
-            sim[np.arange(stop - start), np.arange(start, stop)] = 0.0
-            top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
-            v = np.take_along_axis(sim, top, axis=1)
-            keep = v > 0
-            rows.append(np.repeat(np.arange(start, stop), k)[keep.ravel()])
-            cols.append(top[keep])
-            vals.append(v[keep])
-        self.W = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        self.W = cosine_topk(X.T.tocsr(), self.k, self.shrink, self.block_size)
         self.WT = self.W.T.tocsr().astype(np.float32)
         self.X = X
         return self
@@ -55,3 +39,27 @@ class ItemKNN(Recommender):
         s = np.asarray((self.X[users.cpu().numpy()] @ self.WT).todense(), dtype=np.float32)
         out = torch.from_numpy(s)
         return out if items is None else out[:, items.cpu()]
+
+
+def cosine_topk(rows: sp.csr_matrix, k: int, shrink: float, block_size: int) -> sp.csr_matrix:
+    """Sparse ``n x n`` matrix keeping, for each row vector ``a``, its ``k`` most similar other rows ``b``
+    by ``a·b / (|a||b| + shrink)`` (positive similarities only). Computed ``block_size`` rows at a time,
+    so memory stays ``O(block_size x n)``; shared by :class:`ItemKNN` (item columns) and UserKNN (user rows).
+    """
+    n = rows.shape[0]
+    cols_t = rows.T.tocsr()
+    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(1)).ravel())
+    k = max(min(k, n - 1), 1)
+    out_rows, out_cols, out_vals = [], [], []
+    for start in range(0, n, block_size):
+        stop = min(start + block_size, n)
+        sim = (rows[start:stop] @ cols_t).toarray().astype(np.float64)
+        sim /= norms[start:stop, None] * norms[None, :] + shrink + 1e-12
+        sim[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
+        v = np.take_along_axis(sim, top, axis=1)
+        keep = v > 0
+        out_rows.append(np.repeat(np.arange(start, stop), top.shape[1])[keep.ravel()])
+        out_cols.append(top[keep])
+        out_vals.append(v[keep])
+    return sp.csr_matrix((np.concatenate(out_vals), (np.concatenate(out_rows), np.concatenate(out_cols))), shape=(n, n))

@@ -1,4 +1,4 @@
-"""The splitters: per-user random, global temporal, leave-last-out, cold items, predefined files/column."""
+"""The splitters: per-user random, global temporal, leave-last-out, cold items, k-fold, predefined files/column."""
 
 from __future__ import annotations
 
@@ -111,6 +111,41 @@ class ColdItemSplit(Splitter):
         item_label[perm[:n_test]] = 2
         item_label[perm[n_test : n_test + n_val]] = 1
         return item_label[inter.items]
+
+
+class KFoldSplit(Splitter):
+    """Fold ``fold`` of a ``n_folds``-fold cross-validation over events (Surprise's ``KFold``).
+
+    All events are shuffled once with ``seed`` and cut into ``n_folds`` consecutive parts (the first
+    ``n % n_folds`` parts one event longer); part ``fold`` (0-based) is test, the rest training. Every fold
+    index with the same seed gives the same partition, so every model sees the same folds. ``val_ratio`` of
+    each user's training events (seeded) may become validation; 0 (the default here, as in Surprise's
+    protocol with default parameters) leaves validation empty.
+    """
+
+    def __init__(self, n_folds: int = 5, fold: int = 0, seed: int = 0, val_ratio: float = 0.0) -> None:
+        if n_folds < 2:
+            raise ValueError(f"split.n_folds must be >= 2, got {n_folds}")
+        if not 0 <= fold < n_folds:
+            raise ValueError(f"split.fold={fold}: choose 0 .. {n_folds - 1} (n_folds={n_folds})")
+        _check_ratios(val_ratio, 0.0)
+        self.n_folds, self.fold, self.seed, self.val_ratio = n_folds, fold, seed, val_ratio
+
+    def assign(self, ds: Dataset) -> np.ndarray:
+        n = len(ds.interactions)
+        if n < self.n_folds:
+            raise ValueError(f"split.n_folds={self.n_folds} exceeds the {n} events of dataset {ds.name!r}")
+        perm = np.random.default_rng(self.seed).permutation(n)
+        sizes = np.full(self.n_folds, n // self.n_folds)
+        sizes[: n % self.n_folds] += 1
+        start = int(sizes[: self.fold].sum())
+        labels = np.zeros(n, np.int8)
+        labels[perm[start : start + sizes[self.fold]]] = 2
+        if self.val_ratio > 0:
+            train = np.flatnonzero(labels == 0)
+            inner = RandomSplit(self.val_ratio, 0.0, self.seed).assign(ds.restrict(train, compact=False))
+            labels[train[inner == 1]] = 1
+        return labels
 
 
 def _match_pairs(ds: Dataset, raw_users: np.ndarray, raw_items: np.ndarray) -> np.ndarray:

@@ -74,3 +74,17 @@ def test_rating_metrics_for_models_that_predict():
 def test_unknown_metric_is_rejected():
     with pytest.raises(ValueError, match="ndcg"):
         Evaluator(metrics=["ndgc"])
+
+
+def test_auc_over_the_full_ranking_with_masking():
+    # user 0: item 0 in train (masked), relevant {2}; negatives {1, 3, 4} scored 4, 2, 1 vs 3 -> AUC 2/3
+    # user 1: relevant {0} scored lowest of the candidates {0, 1, 2, 3} -> AUC 0
+    train = make_interactions([(0, 0), (1, 4)], 3, 5)
+    test = make_interactions([(0, 2), (1, 0)], 3, 5)
+    ev = Evaluator(ks=[2], metrics=["recall", "auc"], progress=False)
+    r = ev.evaluate(Fixed(SCORES), test, [train])
+    np.testing.assert_allclose(r.per_user["auc"], [2 / 3, 0.0])
+    assert set(r.per_user) == {"recall@2", "auc"}
+    assert ev.metric_keys == ["recall@2", "auc"]
+    with pytest.raises(ValueError, match="auc"):
+        Evaluator(metrics=["aucc"])

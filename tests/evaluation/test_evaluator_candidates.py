@@ -23,3 +23,14 @@ def test_target_candidates_rank_only_the_target_items():
 def test_bad_candidates_value():
     with pytest.raises(ValueError, match="eval.candidates='some'"):
         Evaluator(candidates="some")
+
+
+def test_full_ranking_metrics_respect_the_candidates():
+    train = make_interactions([(0, 0)], 3, 5)
+    test = make_interactions([(0, 3), (1, 4)], 3, 5)  # candidates {3, 4}
+    target = Evaluator(ks=[1], metrics=["hit", "auc"], progress=False, candidates="target")
+    # user 0: relevant item 3 (score 2) against candidate 4 (score 1): AUC 1
+    assert target.evaluate(Fixed(SCORES), test, [train]).per_user["auc"][0] == 1.0
+    # over the whole catalogue it beats only item 4 of the non-excluded 1, 2, 4: AUC 1/3
+    full = Evaluator(ks=[1], metrics=["hit", "auc"], progress=False)
+    assert full.evaluate(Fixed(SCORES), test, [train]).per_user["auc"][0] == pytest.approx(1 / 3)

@@ -127,3 +127,44 @@ def test_predefined_files_and_column(tmp_path):
 def test_bad_ratios_are_rejected():
     with pytest.raises(ValueError, match="val=0.6, test=0.5"):
         RandomSplit(0.6, 0.5)
+
+
+def test_kfold_partitions_every_event_once_and_is_seeded():
+    from mmbench.splits.splitters import KFoldSplit
+
+    n = 103
+    ds = make_dataset(list(np.arange(n) % 7), list(np.arange(n) % 11), list((np.arange(n) % 5 + 1).astype(float)))
+    tests = []
+    for f in range(5):
+        labels = KFoldSplit(5, f, seed=3).assign(ds)
+        assert set(np.unique(labels)) == {0, 2}  # val_ratio 0: no validation part
+        tests.append(np.flatnonzero(labels == 2))
+    assert [len(t) for t in tests] == [21, 21, 21, 20, 20]  # the first n % 5 folds one longer
+    assert sorted(np.concatenate(tests).tolist()) == list(range(n))
+    np.testing.assert_array_equal(KFoldSplit(5, 2, seed=3).assign(ds), KFoldSplit(5, 2, seed=3).assign(ds))
+    assert not np.array_equal(KFoldSplit(5, 2, seed=4).assign(ds), KFoldSplit(5, 2, seed=3).assign(ds))
+    # the fold's test part is the seeded permutation's third slice of 21
+    perm = np.random.default_rng(3).permutation(n)
+    assert sorted(tests[2].tolist()) == sorted(perm[42:63].tolist())
+
+
+def test_kfold_val_ratio_and_bad_arguments(synth, tmp_path):
+    from mmbench.splits.splitters import KFoldSplit
+
+    labels = KFoldSplit(4, 1, seed=0, val_ratio=0.25).assign(synth)
+    assert (labels == 2).mean() == pytest.approx(0.25, abs=0.01)
+    assert 0.15 < (labels == 1).mean() < 0.22  # a quarter of each user's training events
+    with pytest.raises(ValueError, match="fold=5"):
+        KFoldSplit(5, 5)
+    with pytest.raises(ValueError, match="n_folds"):
+        KFoldSplit(1, 0)
+
+
+def test_kfold_empty_validation_is_saved_and_read_back(synth, tmp_path):
+    from mmbench.splits.splitters import KFoldSplit
+
+    first = load_or_create(synth, KFoldSplit(5, 0), tmp_path)
+    again = load_or_create(synth, KFoldSplit(5, 0), tmp_path)
+    assert len(first.val) == len(again.val) == 0
+    assert len(again.train) + len(again.test) == len(synth.interactions)
+    assert_partition(synth, again)

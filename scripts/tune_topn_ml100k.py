@@ -1,0 +1,100 @@
+"""Validation-only hyperparameter search for the top-N baselines of `experiment=topn_ml100k`.
+
+Builds the experiment's saved split (same config, same fingerprint), fits each model of a small grid on
+train and reads validation NDCG@10 (neural models: early stopping on it; the best epoch's value). The test
+part is never evaluated here. Prints a table and writes it to results/topn_ml100k/validation_search.md.
+
+    MMBENCH_DATA_DIR=../shared/data python scripts/tune_topn_ml100k.py [model ...]
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from mmbench.config import CONF_DIR
+from mmbench.evaluation.evaluator import Evaluator
+from mmbench.models.bpr import BPR
+from mmbench.models.ease import EASE
+from mmbench.models.itemknn import ItemKNN
+from mmbench.models.lightgcn import LightGCN
+from mmbench.models.userknn import UserKNN
+from mmbench.models.wmf import WMF
+from mmbench.splits import load_or_create
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def grid(**axes: list) -> list[dict]:
+    return [dict(zip(axes, v, strict=True)) for v in itertools.product(*axes.values())]
+
+
+def adam(lr: float) -> partial:
+    return partial(torch.optim.Adam, lr=lr)
+
+
+GRIDS = {
+    "itemknn": (lambda p: ItemKNN(**p), grid(k=[20, 50, 100, 200], shrink=[0.0, 10.0, 50.0])),
+    "userknn": (lambda p: UserKNN(**p), grid(k=[20, 50, 100, 200], shrink=[0.0, 10.0, 50.0])),
+    "ease": (lambda p: EASE(**p), grid(reg=[50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0])),
+    "wmf": (lambda p: WMF(**p), grid(factors=[64, 128], alpha=[5.0, 10.0, 20.0, 40.0], reg=[10.0, 50.0, 100.0, 200.0])),
+    "bpr": (
+        lambda p: BPR(64, p["reg"], 0.1, adam(p["lr"])),
+        grid(lr=[0.001, 0.005, 0.02], reg=[1e-5, 1e-3]),
+    ),
+    "lightgcn": (
+        lambda p: LightGCN(64, p["n_layers"], p["reg"], 0.1, adam(p["lr"])),
+        grid(lr=[0.005, 0.02], reg=[1e-4, 1e-3], n_layers=[3]),
+    ),
+}
+
+
+def main(models: list[str]) -> None:
+    torch.set_num_threads(1)
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=topn_ml100k", f"paths.work_dir={ROOT}"])
+    ds = instantiate(cfg.preprocess)(instantiate(cfg.dataset).read())
+    split = load_or_create(ds, instantiate(cfg.split), cfg.paths.split_dir)
+    ev = Evaluator(ks=[10, 20], metrics=["recall", "ndcg"], progress=False)
+    lines = [f"split {split.fingerprint[:16]}; validation only (the test part is never read)", ""]
+    lines += ["| model | params | val ndcg@10 | val recall@20 | fit s | epochs (best) |", "|---|---|---|---|---|---|"]
+    for name in models:
+        build, points = GRIDS[name]
+        best = None
+        for p in points:
+            torch.manual_seed(0)
+            model = build(p)
+            t = time.perf_counter()
+            extra = ""
+            if isinstance(model, (BPR, LightGCN)):
+                with tempfile.TemporaryDirectory() as ck:
+                    trainer = instantiate(cfg.trainer, seed=0, enable_progress_bar=False, checkpoint_dir=ck)
+                    rep = trainer.fit(model, split.train, split.val, ev)
+                extra = f"{rep.epochs} ({rep.best_epoch})"
+            else:
+                model.fit(split.train, split.val)
+            fit_s = time.perf_counter() - t
+            r = ev.evaluate(model, split.val, [split.train]).means
+            line = f"| {name} | {p} | {r['ndcg@10']:.4f} | {r['recall@20']:.4f} | {fit_s:.1f} | {extra} |"
+            print(line, flush=True)
+            lines.append(line)
+            if best is None or r["ndcg@10"] > best[0]:
+                best = (r["ndcg@10"], p)
+        lines.append(f"| **{name} chosen** | {best[1]} | {best[0]:.4f} | | | |")
+        print(lines[-1], flush=True)
+    out = ROOT / "results" / "topn_ml100k" / "validation_search.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f:
+        f.write("\n".join(lines) + "\n\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or list(GRIDS))
