@@ -52,6 +52,7 @@ def entries() -> list[Entry]:
         Entry("random", "-", "none", ("model=random",)),
         Entry("itemknn", "-", "none", ("model=itemknn",)),
         Entry("bpr", "-", "none", ("model=bpr",)),
+        Entry("lightgcn", "-", "none", ("model=lightgcn",)),
         Entry("fusion_rec", "-", "none", (*fr, "model.modalities=[]")),
     ]
     for f in ("early", "attention", "late"):
