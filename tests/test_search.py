@@ -109,10 +109,15 @@ def test_a_deliberately_bad_trial_is_pruned(tmp_path):
 def test_search_configs_and_launchers_compose(tmp_path, monkeypatch):
     monkeypatch.setenv("MMBENCH_WORK_DIR", str(tmp_path))
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        for name in ("bpr_optuna", "itemknn_optuna"):
-            cfg = compose("config", overrides=[f"hparams_search={name}"], return_hydra_config=True)
+        for f in sorted((CONF_DIR / "hparams_search").glob("*_optuna.yaml")):
+            cfg = compose("config", overrides=[f"hparams_search={f.stem}"], return_hydra_config=True)
             sweeper = cfg.hydra.sweeper
-            assert sweeper._target_.endswith("MmbenchOptunaSweeper") and sweeper.params
+            assert sweeper._target_.endswith("MmbenchOptunaSweeper") and sweeper.params, f.stem
             assert sweeper.storage == f"sqlite:///{tmp_path}/optuna.db"
+            assert sweeper.study_name.startswith(f.stem.removesuffix("_optuna"))
+            assert cfg.hydra.runtime.choices.model == f.stem.removesuffix("_optuna")
+            # the declared direction is the monitored metric's own
+            rating = cfg.trainer.monitor == "rmse"
+            assert sweeper.direction == ("minimize" if rating else "maximize"), f.stem
         cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
         assert "SlurmLauncher" in cfg.hydra.launcher._target_ and cfg.hydra.launcher.gpus_per_node == 1
