@@ -51,6 +51,7 @@ class Evaluator:
         positive_threshold: float | None = None,
         progress: bool = True,
         candidates: str = "all",
+        tie_seed: int = 0,
     ) -> None:
         if candidates not in ("all", "target"):
             raise ValueError(f"eval.candidates={candidates!r}: choose 'all' or 'target'")
@@ -66,6 +67,8 @@ class Evaluator:
         self.batch_size = batch_size
         self.positive_threshold = positive_threshold
         self.progress = progress
+        self.tie_seed = tie_seed
+        self._tie_order: torch.Tensor | None = None
 
     @property
     def metric_keys(self) -> list[str]:
@@ -127,7 +130,9 @@ class Evaluator:
             if candidate is not None:
                 candidate[:, outside] = False
         k = min(self.max_k, scores.shape[1] if candidates is None else int(candidates.sum()))
-        top_scores, top_items = torch.topk(scores, k, dim=1)
+        order = self.tie_order(scores.shape[1], device)
+        top_scores, top_pos = torch.topk(scores[:, order], k, dim=1)
+        top_items = order[top_pos]
         dense_rel = torch.zeros(scores.shape, dtype=torch.float64, device=device)
         _fill(dense_rel, rel[users], 1.0)
         full = {}
@@ -135,6 +140,17 @@ class Evaluator:
             relevant = dense_rel > 0
             full = {m: FULL_RANKING_METRICS[m].fn(scores, relevant, candidate) for m in full_names}
         return top_items, top_scores, dense_rel.gather(1, top_items), full
+
+    def tie_order(self, n_items: int, device: torch.device) -> torch.Tensor:
+        """A fixed random order of the items (seed ``tie_seed``) in which equal scores are ranked.
+
+        ``torch.topk`` keeps equal scores in column order; ranking the columns in item-id order would let
+        the ids decide (ML-100K's ids follow popularity), so ties are broken by this seeded permutation.
+        """
+        if self._tie_order is None or len(self._tie_order) != n_items or self._tie_order.device != device:
+            g = torch.Generator().manual_seed(self.tie_seed)
+            self._tie_order = torch.randperm(n_items, generator=g).to(device)
+        return self._tie_order
 
     def per_user(
         self, hits: torch.Tensor, n_rel: torch.Tensor, full: dict[str, torch.Tensor] | None = None

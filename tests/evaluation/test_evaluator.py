@@ -88,3 +88,16 @@ def test_auc_over_the_full_ranking_with_masking():
     assert ev.metric_keys == ["recall@2", "auc"]
     with pytest.raises(ValueError, match="auc"):
         Evaluator(metrics=["aucc"])
+
+
+def test_ties_are_broken_by_a_seeded_random_item_order_not_by_id():
+    n = 1000
+    target = make_interactions([(0, i) for i in range(10)], 1, n)  # the relevant items have the lowest ids
+    flat = Fixed([[1.0] * n])
+    a = Evaluator(ks=[10], metrics=["hit"], progress=False).evaluate(flat, target, [], keep_topk=True)
+    b = Evaluator(ks=[10], metrics=["hit"], progress=False).evaluate(flat, target, [], keep_topk=True)
+    c = Evaluator(ks=[10], metrics=["hit"], tie_seed=1, progress=False).evaluate(flat, target, [], keep_topk=True)
+    np.testing.assert_array_equal(a.topk_items, b.topk_items)  # reproducible
+    assert not np.array_equal(a.topk_items, c.topk_items)  # the seed decides, not the ids
+    assert sorted(a.topk_items[0].tolist()) != list(range(10))
+    assert a.per_user["hit@10"][0] == float(bool(set(a.topk_items[0].tolist()) & set(range(10))))
