@@ -103,3 +103,9 @@ def test_unusable_tracking_store_fails_before_any_work(tmp_path, monkeypatch):
     cfg = cfg_for(tmp_path, f"logger.tracking_uri=sqlite:///{tmp_path}/file/mlflow.db")
     with pytest.raises(TrackingError, match="not usable"):
         pipeline.run(cfg)
+
+
+def test_fusion_is_tagged_by_its_config_option(tmp_path):
+    cfg = cfg_for(tmp_path, "model=fusion_rec", "fusion@model.fusion=attention")
+    assert pipeline.run_tags(cfg, "fusion_rec")["fusion"] == "attention"
+    assert "fusion" not in pipeline.run_tags(cfg_for(tmp_path, "model=bpr"), "bpr")
