@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Self
 
 import torch
@@ -54,8 +55,13 @@ class NeuralRecommender(nn.Module, Recommender):
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> IterableDataset:
         """Batches of one epoch; iterating again gives the next epoch."""
 
+    optimizer: Callable[..., torch.optim.Optimizer] | None = None  # set from the config's `model.optimizer`
+
     def configure_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=1e-3)
+        """The model's ``optimizer`` (a ``_partial_`` config) over its parameters; Adam(lr=1e-3) without one."""
+        if self.optimizer is None:
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+        return self.optimizer(self.parameters())
 
     def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
         """Train with the default :class:`~mmbench.training.NeuralTrainer` (the pipeline passes its own)."""

@@ -37,11 +37,6 @@ class BPR(NeuralRecommender):
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)
 
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        if self.optimizer is None:
-            return super().configure_optimizer()
-        return self.optimizer(self.parameters())
-
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, i, j = batch
         pu, qi, qj = self.user_emb(u), self.item_emb(i), self.item_emb(j)

@@ -111,9 +111,6 @@ class FREEDOM(MultimodalRecommender):
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return _EpochHook(train, batch_size, seed, self.prune)
 
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return super().configure_optimizer() if self.optimizer is None else self.optimizer(self.parameters())
-
     def propagate(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.item_emb.weight
         for _ in range(self.n_mm_layers):

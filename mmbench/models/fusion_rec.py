@@ -66,9 +66,6 @@ class FusionRec(MultimodalRecommender):
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)
 
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return super().configure_optimizer() if self.optimizer is None else self.optimizer(self.parameters())
-
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """Item tower output for ``items`` (all items when None)."""
         if not self.encoders:

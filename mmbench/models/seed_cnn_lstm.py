@@ -55,9 +55,6 @@ class SeedCNNLSTM(MultimodalRecommender):
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> RatingSampler:
         return RatingSampler(train, batch_size, seed)
 
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return super().configure_optimizer() if self.optimizer is None else self.optimizer(self.parameters())
-
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.dense(self.content(items)).squeeze(-1)
 

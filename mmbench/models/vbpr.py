@@ -62,9 +62,6 @@ class VBPR(MultimodalRecommender):
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)
 
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return super().configure_optimizer() if self.optimizer is None else self.optimizer(self.parameters())
-
     def _item_parts(self, items: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         f = self.content if items is None else self.content[items]
         gi = self.gamma_i.weight if items is None else self.gamma_i(items)
