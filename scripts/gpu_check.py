@@ -40,20 +40,36 @@ def main() -> None:
     print(json.dumps({"device": device, "torch": torch.__version__}))
     for precision in a.precisions:
         model = BPR(embedding_dim=64, optimizer=lambda params: torch.optim.Adam(params, lr=0.005))
-        trainer = NeuralTrainer(max_epochs=a.epochs, patience=a.epochs, precision=precision,
-                                accelerator=a.accelerator, enable_progress_bar=False, deterministic=False)
+        trainer = NeuralTrainer(
+            max_epochs=a.epochs,
+            patience=a.epochs,
+            precision=precision,
+            accelerator=a.accelerator,
+            enable_progress_bar=False,
+            deterministic=False,
+        )
         t = time.perf_counter()
         report = trainer.fit(model, split.train, split.val, ev)
         fit_s = time.perf_counter() - t
         t = time.perf_counter()
         test = ev.evaluate(model, split.test, [split.train, split.val])
         eval_s = time.perf_counter() - t
-        print(json.dumps({
-            "precision": precision, "model_device": str(model.device), "epochs": report.epochs,
-            "best_epoch": report.best_epoch, "fit_s": round(fit_s, 3), "epoch_s": round(fit_s / a.epochs, 4),
-            "test_eval_s": round(eval_s, 4), "val_ndcg@10": round(report.best_score, 4),
-            "test_ndcg@10": round(test.means["ndcg@10"], 4), "test_recall@20": round(test.means["recall@20"], 4),
-        }))
+        print(
+            json.dumps(
+                {
+                    "precision": precision,
+                    "model_device": str(model.device),
+                    "epochs": report.epochs,
+                    "best_epoch": report.best_epoch,
+                    "fit_s": round(fit_s, 3),
+                    "epoch_s": round(fit_s / a.epochs, 4),
+                    "test_eval_s": round(eval_s, 4),
+                    "val_ndcg@10": round(report.best_score, 4),
+                    "test_ndcg@10": round(test.means["ndcg@10"], 4),
+                    "test_recall@20": round(test.means["recall@20"], 4),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -40,13 +40,18 @@ def main() -> None:
     torch.set_num_threads(1)
     ds = Synthetic(n_users=1000, n_items=800, image_size=32, seed=0).read()
     split = load_or_create(ds, RandomSplit(), tempfile.mkdtemp())
-    encoders = {"image": TimmEncoder(model_name="resnet18", pretrained=False, image_size=64, progress=False),
-                "text": TfidfEncoder()}
+    encoders = {
+        "image": TimmEncoder(model_name="resnet18", pretrained=False, image_size=64, progress=False),
+        "text": TfidfEncoder(),
+    }
     t = time.perf_counter()
     features, tags, _ = build_features(encoders, ds, tempfile.mkdtemp())
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    print(json.dumps({"device": device, "torch": torch.__version__, "encode_s": round(time.perf_counter() - t, 2),
-                      **tags}))
+    print(
+        json.dumps(
+            {"device": device, "torch": torch.__version__, "encode_s": round(time.perf_counter() - t, 2), **tags}
+        )
+    )
     ev = Evaluator(ks=[10, 20], progress=False)
     models = {
         "fusion_rec/early": lambda: FusionRec(fusion=EarlyFusion()),
@@ -58,16 +63,32 @@ def main() -> None:
         for precision in a.precisions:
             model = make()
             model.set_features(features)
-            trainer = NeuralTrainer(max_epochs=a.epochs, patience=a.epochs, batch_size=1024, precision=precision,
-                                    accelerator=a.accelerator, enable_progress_bar=False, deterministic=False)
+            trainer = NeuralTrainer(
+                max_epochs=a.epochs,
+                patience=a.epochs,
+                batch_size=1024,
+                precision=precision,
+                accelerator=a.accelerator,
+                enable_progress_bar=False,
+                deterministic=False,
+            )
             t = time.perf_counter()
             report = trainer.fit(model, split.train, split.val, ev)
             fit_s = time.perf_counter() - t
             test = ev.evaluate(model, split.test, [split.train, split.val])
-            print(json.dumps({"model": name, "precision": precision, "device": str(model.device),
-                              "fit_s": round(fit_s, 2), "best_epoch": report.best_epoch,
-                              "val_ndcg@10": round(report.best_score, 4),
-                              "test_ndcg@10": round(test.means["ndcg@10"], 4)}))
+            print(
+                json.dumps(
+                    {
+                        "model": name,
+                        "precision": precision,
+                        "device": str(model.device),
+                        "fit_s": round(fit_s, 2),
+                        "best_epoch": report.best_epoch,
+                        "val_ndcg@10": round(report.best_score, 4),
+                        "test_ndcg@10": round(test.means["ndcg@10"], 4),
+                    }
+                )
+            )
 
 
 if __name__ == "__main__":
