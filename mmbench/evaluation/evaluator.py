@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from mmbench.data.interactions import Interactions
 from mmbench.evaluation.metrics import FULL_RANKING_METRICS, RANKING_METRICS, mae, rmse
 from mmbench.models.base import Recommender
+from mmbench.models.random import mix64
 
 
 @dataclass
@@ -68,7 +69,6 @@ class Evaluator:
         self.positive_threshold = positive_threshold
         self.progress = progress
         self.tie_seed = tie_seed
-        self._tie_order: torch.Tensor | None = None
 
     @property
     def metric_keys(self) -> list[str]:
@@ -130,9 +130,9 @@ class Evaluator:
             if candidate is not None:
                 candidate[:, outside] = False
         k = min(self.max_k, scores.shape[1] if candidates is None else int(candidates.sum()))
-        order = self.tie_order(scores.shape[1], device)
-        top_scores, top_pos = torch.topk(scores[:, order], k, dim=1)
-        top_items = order[top_pos]
+        order = self.tie_order(u, scores.shape[1])
+        top_scores, top_pos = torch.topk(scores.gather(1, order), k, dim=1)
+        top_items = order.gather(1, top_pos)
         dense_rel = torch.zeros(scores.shape, dtype=torch.float64, device=device)
         _fill(dense_rel, rel[users], 1.0)
         full = {}
@@ -141,16 +141,17 @@ class Evaluator:
             full = {m: FULL_RANKING_METRICS[m].fn(scores, relevant, candidate) for m in full_names}
         return top_items, top_scores, dense_rel.gather(1, top_items), full
 
-    def tie_order(self, n_items: int, device: torch.device) -> torch.Tensor:
-        """A fixed random order of the items (seed ``tie_seed``) in which equal scores are ranked.
+    def tie_order(self, users: torch.Tensor, n_items: int) -> torch.Tensor:
+        """Per user, a random order of the items (a hash of ``tie_seed``, user and item) in which equal scores
+        are ranked.
 
-        ``torch.topk`` keeps equal scores in column order; ranking the columns in item-id order would let
-        the ids decide (ML-100K's ids follow popularity), so ties are broken by this seeded permutation.
+        ``torch.topk`` keeps equal scores in column order; item-id order would let the ids decide (ML-100K's ids
+        follow popularity) and one shared order would favour the same items for everybody. The order of a user
+        does not depend on the batch it is evaluated in.
         """
-        if self._tie_order is None or len(self._tie_order) != n_items or self._tie_order.device != device:
-            g = torch.Generator().manual_seed(self.tie_seed)
-            self._tie_order = torch.randperm(n_items, generator=g).to(device)
-        return self._tie_order
+        items = torch.arange(n_items, device=users.device)
+        keys = mix64((users.long()[:, None] * n_items + items[None, :]) * 1_000_003 + self.tie_seed * 7919 + 1)
+        return torch.argsort(keys, dim=1)
 
     def per_user(
         self, hits: torch.Tensor, n_rel: torch.Tensor, full: dict[str, torch.Tensor] | None = None

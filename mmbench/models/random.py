@@ -12,7 +12,7 @@ from mmbench.models.base import Recommender
 _MASK = (1 << 63) - 1
 
 
-def _mix(x: torch.Tensor) -> torch.Tensor:
+def mix64(x: torch.Tensor) -> torch.Tensor:
     """A 64-bit integer mixer (SplitMix64 finaliser, arithmetic wraps in int64); non-negative output."""
     x = x ^ (x >> 31)
     x = x * -4658895280553007687  # 0xbf58476d1ce4e5b9 as signed int64
@@ -34,4 +34,4 @@ class Random(Recommender):
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         items = torch.arange(self.n_items) if items is None else items.cpu()
         key = (users.cpu().long()[:, None] * self.n_items + items[None, :]) * 1_000_003 + self.seed
-        return (_mix(key) >> 40).float() / float(1 << 23)
+        return (mix64(key) >> 40).float() / float(1 << 23)

@@ -90,14 +90,18 @@ def test_auc_over_the_full_ranking_with_masking():
         Evaluator(metrics=["aucc"])
 
 
-def test_ties_are_broken_by_a_seeded_random_item_order_not_by_id():
-    n = 1000
-    target = make_interactions([(0, i) for i in range(10)], 1, n)  # the relevant items have the lowest ids
-    flat = Fixed([[1.0] * n])
-    a = Evaluator(ks=[10], metrics=["hit"], progress=False).evaluate(flat, target, [], keep_topk=True)
-    b = Evaluator(ks=[10], metrics=["hit"], progress=False).evaluate(flat, target, [], keep_topk=True)
+def test_ties_are_broken_in_a_seeded_random_order_per_user_not_by_id():
+    n, users = 1000, 40
+    target = make_interactions([(u, i) for u in range(users) for i in range(10)], users, n)  # lowest ids relevant
+    flat = Fixed([[1.0] * n] * users)
+    ev = Evaluator(ks=[10], metrics=["hit"], progress=False)
+    a = ev.evaluate(flat, target, [], keep_topk=True)
+    b = Evaluator(ks=[10], metrics=["hit"], batch_size=7, progress=False).evaluate(flat, target, [], keep_topk=True)
     c = Evaluator(ks=[10], metrics=["hit"], tie_seed=1, progress=False).evaluate(flat, target, [], keep_topk=True)
-    np.testing.assert_array_equal(a.topk_items, b.topk_items)  # reproducible
+    np.testing.assert_array_equal(a.topk_items, b.topk_items)  # reproducible, whatever the batching
     assert not np.array_equal(a.topk_items, c.topk_items)  # the seed decides, not the ids
-    assert sorted(a.topk_items[0].tolist()) != list(range(10))
-    assert a.per_user["hit@10"][0] == float(bool(set(a.topk_items[0].tolist()) & set(range(10))))
+    assert len({tuple(row) for row in a.topk_items.tolist()}) == users  # every user has an own order
+    # a random top-10 of 1000 items hits one of 10 relevant items with probability ~0.096
+    assert a.means["hit@10"] < 0.3
+    expected = [float(bool(set(row) & set(range(10)))) for row in a.topk_items.tolist()]
+    np.testing.assert_array_equal(a.per_user["hit@10"], expected)
