@@ -12,13 +12,9 @@ from mmbench.data.interactions import Interactions
 from mmbench.models.base import Recommender
 
 
-class ItemKNN(Recommender):
-    """``score(u, j) = Σ_{i ∈ N_k(j)} sim(j, i) · x_ui`` with ``sim(j, i) = x_j·x_i / (|x_j||x_i| + shrink)``.
-
-    ``x_i`` is item i's binary column of the training matrix; ``N_k(j)`` its ``k`` most
-    similar other items. Similarities are computed ``block_size`` items at a time, so
-    memory stays ``O(block_size x n_items)``.
-    """
+class CosineKNN(Recommender):
+    """Shared by :class:`ItemKNN` and UserKNN: ``k`` neighbours by cosine similarity with ``shrink``, computed
+    ``block_size`` rows at a time (:func:`cosine_topk`) on the binary training matrix."""
 
     def __init__(self, k: int = 50, shrink: float = 0.0, block_size: int = 2048) -> None:
         if k < 1:
@@ -27,9 +23,24 @@ class ItemKNN(Recommender):
         self.X: sp.csr_matrix | None = None
         self.W: sp.csr_matrix | None = None
 
-    def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
+    @staticmethod
+    def binary(train: Interactions) -> sp.csr_matrix:
+        """Users x items matrix with a 1 for every training event."""
         X = train.to_csr()
         X.data[:] = 1.0
+        return X
+
+
+class ItemKNN(CosineKNN):
+    """``score(u, j) = Σ_{i ∈ N_k(j)} sim(j, i) · x_ui`` with ``sim(j, i) = x_j·x_i / (|x_j||x_i| + shrink)``.
+
+    ``x_i`` is item i's binary column of the training matrix; ``N_k(j)`` its ``k`` most
+    similar other items. Similarities are computed ``block_size`` items at a time, so
+    memory stays ``O(block_size x n_items)``.
+    """
+
+    def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
+        X = self.binary(train)
         self.W = cosine_topk(X.T.tocsr(), self.k, self.shrink, self.block_size)
         self.WT = self.W.T.tocsr().astype(np.float32)
         self.X = X

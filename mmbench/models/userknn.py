@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Self
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from mmbench.data.interactions import Interactions
-from mmbench.models.base import Recommender
-from mmbench.models.itemknn import cosine_topk
+from mmbench.models.itemknn import CosineKNN, cosine_topk
 
 
-class UserKNN(Recommender):
+class UserKNN(CosineKNN):
     """``score(u, i) = Σ_{v ∈ N_k(u)} sim(u, v) · x_vi`` with ``sim(u, v) = x_u·x_v / (|x_u||x_v| + shrink)``.
 
     ``x_u`` is user u's binary row of the training matrix, ``N_k(u)`` its ``k`` most similar other
@@ -21,16 +19,8 @@ class UserKNN(Recommender):
     time), so scoring a batch is one sparse-sparse product: no users x users x items tensor.
     """
 
-    def __init__(self, k: int = 50, shrink: float = 0.0, block_size: int = 2048) -> None:
-        if k < 1:
-            raise ValueError(f"model.k must be >= 1, got {k}")
-        self.k, self.shrink, self.block_size = k, shrink, block_size
-        self.X: sp.csr_matrix | None = None
-        self.W: sp.csr_matrix | None = None
-
     def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
-        X = train.to_csr()
-        X.data[:] = 1.0
+        X = self.binary(train)
         self.X = X.astype(np.float32)
         self.W = cosine_topk(X, self.k, self.shrink, self.block_size).astype(np.float32)
         return self
