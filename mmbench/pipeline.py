@@ -219,14 +219,16 @@ def run(cfg: DictConfig) -> RunResult:
             t = time.perf_counter()
             val = evaluator.evaluate(model, split.val, [split.train], desc="validation")
             times["time/eval_val_s"] = time.perf_counter() - t
-            metrics = {f"val/{k}": v for k, v in val.means.items()}
+            metrics = {f"val/{k}": v for k, v in (val.means | evaluator.sparse_means(val, split.train)).items()}
             metrics["val/n_users"] = val.n_users
             save_result(ds, val, work, "val", topk=False)
             if cfg.evaluate_test:
                 t = time.perf_counter()
                 test = evaluator.evaluate(model, split.test, [split.train, split.val], keep_topk=True, desc="test")
                 times["time/eval_test_s"] = time.perf_counter() - t
-                metrics.update({f"test/{k}": v for k, v in test.means.items()})
+                metrics.update(
+                    {f"test/{k}": v for k, v in (test.means | evaluator.sparse_means(test, split.train)).items()}
+                )
                 metrics["test/n_users"] = test.n_users
                 save_result(ds, test, work, "test", topk=True)
             metrics.update({**times, **fit_facts})

@@ -200,9 +200,7 @@ class MovieLens100KMM(DatasetLoader):
             title, year = split_title(title_year)
             names = ", ".join(g for g, f in zip(GENRES, row) if f == 1)
             try:
-                out.append(
-                    self.text_template.format(title=title, year="" if year is None else year, genres=names)
-                )
+                out.append(self.text_template.format(title=title, year="" if year is None else year, genres=names))
             except (KeyError, IndexError) as e:
                 raise ValueError(
                     f"dataset.text_template={self.text_template!r}: unknown field {e}; use title, year, genres"

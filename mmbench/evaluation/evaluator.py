@@ -53,6 +53,7 @@ class Evaluator:
         progress: bool = True,
         candidates: str = "all",
         tie_seed: int = 0,
+        sparse_quantile: float | None = 0.25,
     ) -> None:
         if candidates not in ("all", "target"):
             raise ValueError(f"eval.candidates={candidates!r}: choose 'all' or 'target'")
@@ -69,6 +70,9 @@ class Evaluator:
         self.positive_threshold = positive_threshold
         self.progress = progress
         self.tie_seed = tie_seed
+        if sparse_quantile is not None and not 0 < sparse_quantile < 1:
+            raise ValueError(f"eval.sparse_quantile must be in (0, 1) or null, got {sparse_quantile}")
+        self.sparse_quantile = sparse_quantile
 
     @property
     def metric_keys(self) -> list[str]:
@@ -162,6 +166,19 @@ class Evaluator:
         topk = [m for m in self.metrics if m in RANKING_METRICS]
         out = {f"{m}@{k}": RANKING_METRICS[m].fn(hits, n_rel, k) for m in topk for k in self.ks}
         return out | (full or {})
+
+    def sparse_means(self, result: EvalResult, train: Interactions) -> dict[str, float]:
+        """``sparse/<metric>``: means over the evaluated users whose number of training events is at most the
+        ``sparse_quantile`` quantile of all users' counts (users without training events count 0): the
+        less active users, where content is expected to help most. Empty without ``sparse_quantile``."""
+        if self.sparse_quantile is None or not len(result.users):
+            return {}
+        counts = np.bincount(train.users, minlength=train.n_users)
+        sparse = counts[result.users] <= np.quantile(counts, self.sparse_quantile)
+        out = {
+            f"sparse/{k}": float(v[sparse].mean()) if sparse.any() else float("nan") for k, v in result.per_user.items()
+        }
+        return out | {"sparse/n_users": float(sparse.sum())}
 
     def evaluate(
         self,

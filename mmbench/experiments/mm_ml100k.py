@@ -73,13 +73,8 @@ def entries() -> list[Entry]:
                 Entry("fusion_rec", f, mods, (*fr, f"fusion@model.fusion={f}", f"model.modalities={MODS[mods]}"))
             )
     out += [
-        Entry("seed_cnn_lstm", "concat", "text+image (seed CNN+LSTM)", ("model=seed_cnn_lstm", *SEED_ENCODERS)),
-        Entry(
-            "seed_cnn_lstm_personal",
-            "concat",
-            "text+image (seed CNN+LSTM)",
-            ("model=seed_cnn_lstm_personal", *SEED_ENCODERS),
-        ),
+        Entry("seed_cnn_lstm", "concat", "text+image", ("model=seed_cnn_lstm", *SEED_ENCODERS)),
+        Entry("seed_cnn_lstm_personal", "concat", "text+image", ("model=seed_cnn_lstm_personal", *SEED_ENCODERS)),
     ]
     return out
 
@@ -112,7 +107,12 @@ def run_grid(
                 if budget_s is not None and time.perf_counter() - start > budget_s:
                     log.warning("time budget spent; stopping before %s", k)
                     return
-                overrides = ["experiment=mm_ml100k", *PROTOCOLS[protocol], *e.overrides, f"seed={seed}", *extra]
+                tags = [
+                    f"+tags.protocol={protocol}",
+                    f"+tags.modalities='{e.modalities}'",
+                    f"+tags.fusion='{e.fusion}'",
+                ]
+                overrides = ["experiment=mm_ml100k", *PROTOCOLS[protocol], *e.overrides, f"seed={seed}", *tags, *extra]
                 with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
                     cfg = compose("config", overrides=overrides)
                 log.info("run %s", k)

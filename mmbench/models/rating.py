@@ -151,10 +151,18 @@ def compute_baselines(
         bi = np.zeros(train.n_items)
         di, du = (reg_i + ni).astype(np.float64), (reg_u + nu).astype(np.float64)
         for _ in range(epochs):  # users / items without ratings keep 0 (Surprise visits only known ones)
-            bi = np.divide(np.bincount(i, r - global_mean - bu[u], minlength=train.n_items), di, where=ni > 0,
-                           out=np.zeros(train.n_items))
-            bu = np.divide(np.bincount(u, r - global_mean - bi[i], minlength=train.n_users), du, where=nu > 0,
-                           out=np.zeros(train.n_users))
+            bi = np.divide(
+                np.bincount(i, r - global_mean - bu[u], minlength=train.n_items),
+                di,
+                where=ni > 0,
+                out=np.zeros(train.n_items),
+            )
+            bu = np.divide(
+                np.bincount(u, r - global_mean - bi[i], minlength=train.n_users),
+                du,
+                where=nu > 0,
+                out=np.zeros(train.n_users),
+            )
         return bu, bi
     if method == "sgd":
         epochs = 20 if n_epochs is None else n_epochs

@@ -37,6 +37,8 @@ class SeedCNNLSTM(MultimodalRecommender):
     ) -> None:
         super().__init__(modalities)
         self.optimizer = optimizer
+        self._table: torch.Tensor | None = None
+        self._table_key: tuple[int, ...] | None = None
 
     def build(self, train: Interactions) -> None:
         self.check_features()
@@ -47,33 +49,50 @@ class SeedCNNLSTM(MultimodalRecommender):
             self.register_buffer(f"mask_{m}", torch.as_tensor(f.mask, dtype=torch.float32), persistent=False)
         self.content_dim = sum(e.out_dim for e in self.encoders.values())
         self.dense = nn.Linear(self.content_dim, 1)
+        self._table = None
 
     def content(self, items: torch.Tensor) -> torch.Tensor:
         """Concatenated modality vectors (a missing modality gives zeros)."""
         return torch.cat([enc(items) * getattr(self, f"mask_{m}")[items, None] for m, enc in self.encoders.items()], 1)
 
+    def item_terms(self, items: torch.Tensor) -> torch.Tensor:
+        """What the model computes per item, ``[len(items), 1]``: the seed's ``Dense(1)`` output."""
+        return self.dense(self.content(items))
+
+    def terms(self, items: torch.Tensor) -> torch.Tensor:
+        """``item_terms`` of ``items``. Training: computed once per distinct item of the batch and gathered
+        (the same loss and gradients as per event, a fraction of the CNN/LSTM work: popular items recur).
+        Without gradients: rows of a table of all items, cached until the weights change."""
+        if torch.is_grad_enabled():
+            distinct, inverse = torch.unique(items, return_inverse=True)
+            return self.item_terms(distinct)[inverse]
+        return self.item_table()[items]
+
+    def item_table(self, batch: int = 512) -> torch.Tensor:
+        """``item_terms`` of every item; recomputed only when a parameter has changed (or moved)."""
+        params = list(self.parameters())
+        key = (params[0].data_ptr(), *(p._version for p in params))
+        if self._table is None or self._table_key != key:
+            n = next(iter(self.features.values())).mask.shape[0]
+            items = torch.arange(n, device=self.device)
+            with torch.no_grad():
+                self._table = torch.cat([self.item_terms(items[s : s + batch]) for s in range(0, n, batch)])
+            self._table_key = key
+        return self._table
+
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> RatingSampler:
         return RatingSampler(train, batch_size, seed)
 
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.content(items)).squeeze(-1)
+        return self.terms(items)[:, 0]
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, i, r = batch
         return F.mse_loss(self.predict(u, i), r)
 
-    def _all_items(self, items: torch.Tensor | None) -> torch.Tensor:
-        n = next(iter(self.features.values())).mask.shape[0]
-        return torch.arange(n, device=self.device) if items is None else items
-
-    def item_predictions(self, items: torch.Tensor, batch: int = 512) -> torch.Tensor:
-        return torch.cat(
-            [self.predict(items[s : s + batch], items[s : s + batch]) for s in range(0, len(items), batch)]
-        )
-
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        pred = self.item_predictions(self._all_items(items))
-        return pred[None, :].expand(len(users), -1).clone()
+        t = self.item_table() if items is None else self.terms(items)
+        return t[None, :, 0].expand(len(users), -1).clone()
 
 
 class SeedCNNLSTMPersonal(SeedCNNLSTM):
@@ -102,13 +121,14 @@ class SeedCNNLSTMPersonal(SeedCNNLSTM):
             nn.init.normal_(e.weight, std=0.01)
         nn.init.zeros_(self.user_bias.weight)
 
-    def _parts(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def item_terms(self, items: torch.Tensor) -> torch.Tensor:
+        """``[Dense(1)(c_i), q_i + W c_i]`` per item, ``[len(items), 1 + embedding_dim]``."""
         c = self.content(items)
-        return self.dense(c).squeeze(-1), self.item_emb(items) + self.content_proj(c)
+        return torch.cat([self.dense(c), self.item_emb(items) + self.content_proj(c)], 1)
 
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        base, qi = self._parts(items)
-        return base + self.user_bias(users).squeeze(-1) + (self.user_emb(users) * qi).sum(-1)
+        t = self.terms(items)
+        return t[:, 0] + self.user_bias(users).squeeze(-1) + (self.user_emb(users) * t[:, 1:]).sum(-1)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, i, r = batch
@@ -116,11 +136,5 @@ class SeedCNNLSTMPersonal(SeedCNNLSTM):
         return F.mse_loss(self.predict(u, i), r) + self.reg * reg.mean()
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        items = self._all_items(items)
-        base, q = [], []
-        for s in range(0, len(items), 512):
-            b, qi = self._parts(items[s : s + 512])
-            base.append(b)
-            q.append(qi)
-        base_t, q_t = torch.cat(base), torch.cat(q)
-        return base_t[None, :] + self.user_bias(users) + self.user_emb(users) @ q_t.T
+        t = self.item_table() if items is None else self.terms(items)
+        return t[None, :, 0] + self.user_bias(users) + self.user_emb(users) @ t[:, 1:].T

@@ -41,9 +41,7 @@ class RecModule(pl.LightningModule):
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         users = batch[0].cpu().numpy()
-        _, _, hits, full = self.evaluator.rank_batch(
-            self.model, users, self.exclude, self.relevant, self.candidates
-        )
+        _, _, hits, full = self.evaluator.rank_batch(self.model, users, self.exclude, self.relevant, self.candidates)
         n_rel = torch.as_tensor(self.n_rel[users], dtype=torch.float64, device=hits.device)
         for key, v in self.evaluator.per_user(hits, n_rel, full).items():
             self.log(

@@ -105,3 +105,19 @@ def test_ties_are_broken_in_a_seeded_random_order_per_user_not_by_id():
     assert a.means["hit@10"] < 0.3
     expected = [float(bool(set(row) & set(range(10)))) for row in a.topk_items.tolist()]
     np.testing.assert_array_equal(a.per_user["hit@10"], expected)
+
+
+def test_sparse_bucket_is_the_users_with_fewest_training_events():
+    # training counts: user 0 -> 3, user 1 -> 1, user 2 -> 0, user 3 -> 2; 25% quantile of [3,1,0,2] = 0.75
+    train = make_interactions([(0, 0), (0, 1), (0, 4), (1, 4), (3, 0), (3, 1)], 4, 5)
+    test = make_interactions([(0, 2), (1, 0), (2, 0), (3, 4)], 4, 5)
+    scores = [[5, 4, 3, 2, 1], [1, 2, 3, 4, 5], [5, 4, 3, 2, 1], [1, 2, 3, 4, 5]]
+    ev = Evaluator(ks=[1], metrics=["hit"], progress=False, sparse_quantile=0.25)
+    r = ev.evaluate(Fixed(scores), test, [train])
+    assert r.per_user["hit@1"].tolist() == [1, 0, 1, 1]
+    assert ev.sparse_means(r, train) == {"sparse/hit@1": 1.0, "sparse/n_users": 1.0}  # user 2 only
+    ev.sparse_quantile = 0.5  # median 1.5: users 1 and 2
+    assert ev.sparse_means(r, train) == {"sparse/hit@1": 0.5, "sparse/n_users": 2.0}
+    assert Evaluator(sparse_quantile=None, progress=False).sparse_means(r, train) == {}
+    with pytest.raises(ValueError, match="sparse_quantile"):
+        Evaluator(sparse_quantile=1.5)
