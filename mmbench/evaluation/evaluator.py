@@ -213,11 +213,17 @@ class Evaluator:
         if keep_topk:
             result.topk_items = np.concatenate(tops) if tops else np.zeros((0, self.max_k), np.int64)
             result.topk_scores = np.concatenate(top_scores) if top_scores else np.zeros((0, self.max_k), np.float32)
-        if hasattr(model, "predict") and not target.is_implicit and len(target):
-            pred = _predict_batched(model, target, self.batch_size * 256)
-            truth = torch.as_tensor(target.ratings)
-            result.means.update(rmse=rmse(pred, truth), mae=mae(pred, truth))
+        result.means.update(self.rating_means(model, target))
         return result
+
+    def rating_means(self, model: Recommender, target: Interactions) -> dict[str, float]:
+        """``rmse`` and ``mae`` of ``model.predict`` on the target's (user, item, rating) triples; empty for
+        models that don't predict ratings and for implicit targets."""
+        if not hasattr(model, "predict") or target.is_implicit or not len(target):
+            return {}
+        pred = _predict_batched(model, target, self.batch_size * 256)
+        truth = torch.as_tensor(target.ratings)
+        return {"rmse": rmse(pred, truth), "mae": mae(pred, truth)}
 
 
 def _fill(dense: torch.Tensor, rows: sp.csr_matrix, value: float) -> None:

@@ -7,6 +7,7 @@ import pytorch_lightning as pl
 import scipy.sparse as sp
 import torch
 
+from mmbench.data.interactions import Interactions
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import NeuralRecommender
@@ -14,7 +15,8 @@ from mmbench.models.base import NeuralRecommender
 
 class RecModule(pl.LightningModule):
     """``training_step`` is the model's ``loss``; validation ranks all items for the validation users
-    (training items masked) and logs ``val/<metric>_at_<k>`` for every metric of the evaluator."""
+    (training items masked) and logs ``val/<metric>_at_<k>`` for every metric of the evaluator; given the
+    validation ``ratings`` (rating models), also ``val/rmse`` and ``val/mae`` at the end of each validation."""
 
     def __init__(
         self,
@@ -24,6 +26,7 @@ class RecModule(pl.LightningModule):
         relevant: sp.csr_matrix,
         monitor: str,
         candidates: np.ndarray | None = None,
+        ratings: Interactions | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -33,6 +36,7 @@ class RecModule(pl.LightningModule):
         self.n_rel = np.asarray(relevant.sum(1)).ravel()
         self.monitor = monitor
         self.candidates = candidates
+        self.ratings = ratings
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.model.loss(batch)
@@ -52,6 +56,12 @@ class RecModule(pl.LightningModule):
                 sync_dist=True,
                 prog_bar=key == self.monitor,
             )
+
+    def on_validation_epoch_end(self) -> None:
+        if self.ratings is None:
+            return
+        for key, v in self.evaluator.rating_means(self.model, self.ratings).items():
+            self.log(f"val/{key}", v, on_epoch=True, prog_bar=key == self.monitor)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.model.configure_optimizer()

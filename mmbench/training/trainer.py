@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from mmbench.data.interactions import Interactions
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.evaluation.metrics import metric_for, metric_key
+from mmbench.evaluation.metrics import RATING_METRICS, metric_for, metric_key
 from mmbench.models.base import NeuralRecommender
 from mmbench.training.module import RecModule
 
@@ -81,7 +81,13 @@ class NeuralTrainer:
         key = metric_key(f"val/{self.monitor}")
         mode = metric_for(self.monitor).mode
         has_val = val is not None and len(val) > 0
-        if has_val and self.monitor.split("@")[0] not in evaluator.metrics:
+        rating_monitor = self.monitor in RATING_METRICS
+        if has_val and rating_monitor and (not hasattr(model, "predict") or val.is_implicit):
+            raise ValueError(
+                f"trainer.monitor={self.monitor!r} needs a model that predicts ratings and rated validation data; "
+                f"{type(model).__name__} on {'implicit' if val.is_implicit else 'rated'} data: monitor a ranking metric"
+            )
+        if has_val and not rating_monitor and self.monitor.split("@")[0] not in evaluator.metrics:
             raise ValueError(f"trainer.monitor={self.monitor!r} is not computed by eval.metrics={evaluator.metrics}")
         if has_val and "@" in self.monitor and int(self.monitor.split("@")[1]) not in evaluator.ks:
             raise ValueError(f"trainer.monitor={self.monitor!r}: K is not in eval.ks={evaluator.ks}")
@@ -92,6 +98,7 @@ class NeuralTrainer:
             evaluator.relevant(val) if has_val else Evaluator.exclusion([], train.n_users, train.n_items),
             self.monitor,
             evaluator.candidate_mask(val) if has_val else None,
+            val if has_val and rating_monitor else None,
         )
         ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")
         callbacks = list(callbacks)

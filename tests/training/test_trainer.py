@@ -33,3 +33,30 @@ def test_monitor_must_be_a_computed_validation_metric(split):
         NeuralTrainer(max_epochs=1, monitor="ndcg@10").fit(BPR(), split.train, split.val, ev)
     with pytest.raises(KeyError):
         NeuralTrainer(monitor="ndgc@10")
+
+
+def test_rating_models_can_select_the_epoch_by_validation_rmse(split, tmp_path):
+    from mmbench.encoders import build_features
+    from mmbench.encoders.image import SeedCNN
+    from mmbench.encoders.text import LSTMEncoder
+    from mmbench.models.seed_cnn_lstm import SeedCNNLSTMPersonal
+
+    ds = Preprocess()(Synthetic(n_users=150, n_items=200, seed=0).read())
+    feats, _, _ = build_features(
+        {
+            "image": SeedCNN(image_size=8, out_dim=8),
+            "text": LSTMEncoder(vocab_size=50, embed_dim=8, hidden_dim=8, max_len=4),
+        },
+        ds,
+        tmp_path,
+    )
+    model = SeedCNNLSTMPersonal(embedding_dim=4)
+    model.set_features(feats)
+    ev = Evaluator(ks=[10], metrics=["ndcg"], progress=False)
+    rep = NeuralTrainer(max_epochs=6, patience=2, batch_size=512, monitor="rmse", enable_progress_bar=False).fit(
+        model, split.train, split.val, ev
+    )
+    assert rep.best_epoch is not None and rep.best_score is not None
+    assert ev.rating_means(model, split.val)["rmse"] == pytest.approx(rep.best_score, abs=1e-5)
+    with pytest.raises(ValueError, match="predicts ratings"):
+        NeuralTrainer(max_epochs=1, monitor="rmse").fit(BPR(), split.train, split.val, ev)
