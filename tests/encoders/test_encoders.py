@@ -56,6 +56,25 @@ def test_timm_checkpoint_and_trainable_module(syn, tmp_path):
     assert out.shape == (3, 96) and out.requires_grad
 
 
+def test_pretrained_weights_that_cannot_be_had_fail_clearly(tmp_path):
+    """Offline (as on the reference machine), ``pretrained=true`` names the way out instead of a hub trace."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from mmbench.data.synthetic import Synthetic\n"
+        "from mmbench.encoders.image import TimmEncoder\n"
+        "syn = Synthetic(n_users=10, n_items=30, interactions_per_user=5).read()\n"
+        "TimmEncoder('resnet18', pretrained=True, image_size=16, progress=False).extract(syn.content['image'], None)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}  # an empty cache, no network
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "encoder resnet18: pretrained weights could not be loaded" in out.stderr
+    assert "checkpoint_path=<file> or pretrained=false" in out.stderr
+
+
 def test_seed_cnn_shapes(syn):
     enc = SeedCNN(image_size=16, out_dim=None)
     assert enc.flat_dim() == 32 * 7 * 7  # (16 - 3 + 1) // 2 = 7
