@@ -71,6 +71,13 @@ def to_torch(a: sp.spmatrix) -> torch.Tensor:
     return torch.sparse_coo_tensor(idx, torch.as_tensor(a.data, dtype=torch.float32), a.shape).coalesce()
 
 
+def sparse_mm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``a @ x`` for a sparse float32 ``a``, in float32 even under autocast: sparse products have no
+    reduced-precision kernels, and a bf16/fp16 ``x`` (e.g. a Linear output under autocast) fails in backward."""
+    with torch.autocast(x.device.type, enabled=False):
+        return torch.sparse.mm(a, x.float())
+
+
 def modality_graph(
     features: Mapping, k: int, weights: Sequence[float] | None, who: str
 ) -> tuple[sp.csr_matrix | None, dict[str, float]]:
@@ -131,6 +138,6 @@ class GraphFusion(Fusion):
             x = x + (content * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp_min(1)
         out, z = x, x
         for _ in range(self.n_layers):
-            z = torch.sparse.mm(self.graph, z)
+            z = sparse_mm(self.graph, z)
             out = out + z
         return out[items]

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmbench.data.interactions import Interactions
-from mmbench.fusion.graph import modality_graph, to_torch
+from mmbench.fusion.graph import modality_graph, sparse_mm, to_torch
 from mmbench.models.multimodal import MultimodalRecommender
 from mmbench.training.samplers import PairwiseSampler
 
@@ -114,11 +114,11 @@ class FREEDOM(MultimodalRecommender):
     def propagate(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.item_emb.weight
         for _ in range(self.n_mm_layers):
-            h = torch.sparse.mm(self.mm_adj, h)
+            h = sparse_mm(self.mm_adj, h)
         ego = torch.cat([self.user_emb.weight, self.item_emb.weight])
         layers = [ego]
         for _ in range(self.n_ui_layers):
-            ego = torch.sparse.mm(adj, ego)
+            ego = sparse_mm(adj, ego)
             layers.append(ego)
         out = torch.stack(layers).mean(0)
         u, i = out[: self.n_users], out[self.n_users :]

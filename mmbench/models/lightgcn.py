@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmbench.data.interactions import Interactions
+from mmbench.fusion.graph import sparse_mm
 from mmbench.models.base import NeuralRecommender
 from mmbench.training.samplers import PairwiseSampler
 
@@ -69,7 +70,7 @@ class LightGCN(NeuralRecommender):
         e = self.embedding.weight
         total = e
         for _ in range(self.n_layers):
-            e = torch.sparse.mm(self.adjacency, e)
+            e = sparse_mm(self.adjacency, e)
             total = total + e
         return total / (self.n_layers + 1)
 
