@@ -1,7 +1,7 @@
 """Multimodal models on a GPU at each Lightning precision, on the synthetic dataset (no downloads).
 
 Frozen ResNet-18 (random weights) image features and TF-IDF text features feed fusion_rec (early,
-attention, graph fusion) and VBPR; each trains with ``NeuralTrainer`` at 32-true, 16-mixed and
+attention, graph fusion), VBPR and FREEDOM; each trains with ``NeuralTrainer`` at 32-true, 16-mixed and
 bf16-mixed and is evaluated on the GPU. Imports neither Hydra nor MLflow (runs on a bare GPU image).
 
     python scripts/gpu_check_mm.py [--accelerator gpu] [--epochs 20]
@@ -24,6 +24,7 @@ from mmbench.evaluation.evaluator import Evaluator
 from mmbench.fusion.attention import AttentionFusion
 from mmbench.fusion.early import EarlyFusion
 from mmbench.fusion.graph import GraphFusion
+from mmbench.models.freedom import FREEDOM
 from mmbench.models.fusion_rec import FusionRec
 from mmbench.models.vbpr import VBPR
 from mmbench.splits import load_or_create
@@ -58,6 +59,7 @@ def main() -> None:
         "fusion_rec/attention": lambda: FusionRec(fusion=AttentionFusion()),
         "fusion_rec/graph": lambda: FusionRec(fusion=GraphFusion()),
         "vbpr": lambda: VBPR(),
+        "freedom": lambda: FREEDOM(),
     }
     for name, make in models.items():
         for precision in a.precisions:
