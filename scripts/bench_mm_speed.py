@@ -1,9 +1,11 @@
 """Speed targets of the multimodal stage on ML-100K-MM: poster feature extraction (first run, then
 cached), text features, and one training epoch of multimodal models with cached features.
 
-    MMBENCH_DATA_DIR=../shared/data python scripts/bench_mm_speed.py --threads 2
+    MMBENCH_DATA_DIR=../shared/data python scripts/bench_mm_speed.py --threads 2 [--seed-models]
 
-Uses a fresh temporary cache folder, so the first extraction really computes. Prints a Markdown table.
+Uses a fresh temporary cache folder, so the first extraction really computes. ``--seed-models`` also times
+one epoch and one full scoring of the seed models (trainable CNN + LSTM, nothing cached) at 32 and 64 px.
+Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads for feature extraction")
     ap.add_argument("--train-threads", type=int, default=1, help="torch threads for training (project default 1)")
     ap.add_argument("--image-model", default="resnet18")
+    ap.add_argument("--seed-models", action="store_true", help="also time the seed models (minutes on a CPU)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -76,6 +79,9 @@ def main() -> None:
         NeuralTrainer(max_epochs=3, enable_progress_bar=False).fit(m, split.train, None, Evaluator(progress=False))
         rows.append((f"{name}: one training epoch (mean of 3, batch 2048, incl. build)", (time.perf_counter() - t) / 3))
 
+    if args.seed_models:
+        rows += seed_model_rows(ds, split, cache)
+
     load = os.getloadavg()
     print(
         f"\nextraction threads={args.threads}, training threads={args.train_threads}, {platform.machine()}, "
@@ -85,6 +91,33 @@ def main() -> None:
     print("| step | seconds |\n|---|---|")
     for k, v in rows:
         print(f"| {k} | {v:.2f} |")
+
+
+def seed_model_rows(ds, split, cache: str) -> list[tuple[str, float]]:  # noqa: ANN001
+    """One training epoch (batch 256, 24 tokens, as in the mm_ml100k grid) and one scoring of all users."""
+    from mmbench.encoders import build_features
+    from mmbench.encoders.image import SeedCNN
+    from mmbench.encoders.text import LSTMEncoder
+    from mmbench.evaluation.evaluator import Evaluator
+    from mmbench.models.seed_cnn_lstm import SeedCNNLSTM, SeedCNNLSTMPersonal
+    from mmbench.training import NeuralTrainer
+
+    rows = []
+    for size in (32, 64):
+        encs = {"image": SeedCNN(image_size=size, out_dim=None), "text": LSTMEncoder(max_len=24)}
+        feats, _, _ = build_features(encs, ds, cache)
+        for cls in (SeedCNNLSTM, SeedCNNLSTMPersonal):
+            m = cls()
+            m.set_features(feats)
+            t = time.perf_counter()
+            NeuralTrainer(max_epochs=1, batch_size=256, enable_progress_bar=False).fit(
+                m, split.train, None, Evaluator(progress=False)
+            )
+            rows.append((f"{cls.__name__} {size} px: one epoch (batch 256, incl. build)", time.perf_counter() - t))
+            t = time.perf_counter()
+            Evaluator(ks=[20], metrics=["ndcg"], progress=False).evaluate(m, split.test, [split.train, split.val])
+            rows.append((f"{cls.__name__} {size} px: test evaluation (ranking + RMSE)", time.perf_counter() - t))
+    return rows
 
 
 if __name__ == "__main__":
