@@ -29,8 +29,8 @@ class FusionRec(MultimodalRecommender):
     User features (the run's ``user_encoders``, frozen): ``p_u = e_u + W [x_u^1; x_u^2; ...] + b``, a learned
     projection of the concatenated user features, for users that have any (a modality a user lacks is a zero
     block; a user with none keeps ``e_u`` alone). ``user_id_embedding=false`` drops ``e_u``: users are then
-    their features only, so users never seen in training are scored too. Without user features the model
-    is unchanged (same parameters, initialisation and results).
+    their features only, so users never seen in training are scored too (a user without any features scores
+    every item 0). Without user features the model is unchanged (same parameters, initialisation and results).
     """
 
     accepts_user_features = True
