@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 import mmbench
 from mmbench.config import flatten, import_target, validate
 from mmbench.data.interactions import Dataset
-from mmbench.encoders import ModalityFeatures, build_features
+from mmbench.encoders import ModalityFeatures, build_features, build_user_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import NeuralRecommender, Recommender
@@ -115,12 +115,33 @@ def encode(
     return features, times
 
 
+def encode_users(
+    cfg: DictConfig, ds: Dataset, tracker: MLflowTracker
+) -> tuple[dict[str, ModalityFeatures], dict[str, float]]:
+    """The same for ``cfg.user_encoders``: per-user features (masked where a user has none); nothing when empty."""
+    encoders = {str(m): instantiate(c) for m, c in (cfg.get("user_encoders") or {}).items()}
+    if not encoders:
+        return {}, {}
+    features, tags, times = build_user_features(encoders, ds, cfg.paths.cache_dir)
+    tracker.set_tags(tags)
+    return features, times
+
+
 def give_features(model: Recommender, features: dict[str, ModalityFeatures]) -> None:
     """Multimodal models receive the features before ``fit``; other models ignore them (with a warning)."""
     if isinstance(model, MultimodalRecommender):
         model.set_features(features)
     elif features:
         log.warning("%s uses no item features: encoders %s are ignored", type(model).__name__, sorted(features))
+
+
+def give_user_features(model: Recommender, features: dict[str, ModalityFeatures]) -> None:
+    """Models that read user features (``accepts_user_features``) receive them before ``fit``, even none (so
+    a model that needs them fails before training); other models ignore them (with a warning)."""
+    if getattr(model, "accepts_user_features", False):
+        model.set_user_features(features)
+    elif features:
+        log.warning("%s uses no user features: user_encoders %s are ignored", type(model).__name__, sorted(features))
 
 
 def save_result(ds: Dataset, result: EvalResult, folder: Path, part: str, topk: bool) -> None:
@@ -205,13 +226,15 @@ def run(cfg: DictConfig) -> RunResult:
 
             t = time.perf_counter()
             features, enc_times = encode(cfg, ds, tracker)
-            times.update(enc_times)
-            if features:
+            user_features, user_times = encode_users(cfg, ds, tracker)
+            times.update(enc_times | user_times)
+            if features or user_features:
                 times["time/encode_s"] = time.perf_counter() - t
 
             evaluator: Evaluator = instantiate(cfg.eval)
             model: Recommender = instantiate(cfg.model)
             give_features(model, features)
+            give_user_features(model, user_features)
             t = time.perf_counter()
             fit_facts = fit(model, split, cfg, evaluator, tracker, work)
             times["time/fit_s"] = time.perf_counter() - t

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
@@ -12,7 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from mmbench import pipeline
 from mmbench.config import CONF_DIR
+from mmbench.encoders import ModalityFeatures
 from mmbench.evaluation.evaluator import Evaluator
+from mmbench.models.bpr import BPR
 from mmbench.tracking import TrackingError
 
 
@@ -109,3 +112,33 @@ def test_fusion_is_tagged_by_its_config_option(tmp_path):
     cfg = cfg_for(tmp_path, "model=fusion_rec", "fusion@model.fusion=attention")
     assert pipeline.run_tags(cfg, "fusion_rec")["fusion"] == "attention"
     assert "fusion" not in pipeline.run_tags(cfg_for(tmp_path, "model=bpr"), "bpr")
+
+
+def test_user_features_reach_fusion_rec_on_the_cold_user_split(tmp_path):
+    res = pipeline.run(
+        cfg_for(
+            tmp_path,
+            "model=fusion_rec",
+            "split=cold_user",
+            "+encoder@user_encoders.profile=multihot",
+            "model.user_id_embedding=false",
+            "trainer.max_epochs=3",
+        )
+    )
+    run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id)
+    assert run.data.tags["user_encoder.profile"] == "MultiHotEncoder"
+    assert run.data.params["model.user_id_embedding"] == "False"
+    m = res.metrics
+    assert m["test/n_users"] == 30 and m["val/n_users"] == 30  # 10% + 10% of the 300 users, held out entirely
+    # no user id embedding: 400 item vectors + the projection of the 8-dim profile to 64 dims
+    assert m["model/n_params"] == 400 * 64 + 8 * 64 + 64
+    assert "time/encode_user_profile_s" in m and "time/encode_s" in m
+    with pytest.raises(ValueError, match="user_id_embedding=false needs user features"):
+        pipeline.run(cfg_for(tmp_path, "model=fusion_rec", "model.user_id_embedding=false"))
+
+
+def test_models_without_user_features_ignore_them_with_a_warning(caplog):
+    feats = {"profile": ModalityFeatures("profile", np.ones(3, bool), np.zeros((3, 2), np.float32))}
+    with caplog.at_level("WARNING", logger="mmbench.pipeline"):
+        pipeline.give_user_features(BPR(), feats)
+    assert "BPR uses no user features: user_encoders ['profile'] are ignored" in caplog.text

@@ -82,24 +82,37 @@ class ItemContent:
     values: Sequence[Any]
     mask: np.ndarray
 
+    entity = "item"  # what a row is, for messages ("3 rows for 5 items")
+
     def __post_init__(self) -> None:
         if len(self.values) != len(self.mask):
             raise ValueError(
-                f"ItemContent[{self.modality}]: {len(self.values)} values but {len(self.mask)} mask entries"
+                f"{type(self).__name__}[{self.modality}]: {len(self.values)} values but {len(self.mask)} mask entries"
             )
 
-    def take(self, items: np.ndarray) -> ItemContent:
-        """Content of the given items, in that order."""
+    def take(self, rows: np.ndarray) -> ItemContent:
+        """Content of the given rows, in that order."""
         if isinstance(self.values, np.ndarray):
-            return ItemContent(self.modality, self.values[items], self.mask[items])
+            return type(self)(self.modality, self.values[rows], self.mask[rows])
+        if isinstance(self.values, pd.DataFrame):
+            return type(self)(self.modality, self.values.iloc[rows].reset_index(drop=True), self.mask[rows])
         if hasattr(self.values, "take"):  # lazy containers (e.g. poster files) select without loading
-            return ItemContent(self.modality, self.values.take(items), self.mask[items])
-        return ItemContent(self.modality, [self.values[i] for i in items], self.mask[items])
+            return type(self)(self.modality, self.values.take(rows), self.mask[rows])
+        return type(self)(self.modality, [self.values[i] for i in rows], self.mask[rows])
+
+
+@dataclass(frozen=True)
+class UserContent(ItemContent):
+    """Raw content of one modality for every user (index = contiguous user id), as :class:`ItemContent` is
+    for items: e.g. the user table's demographics (``values`` a DataFrame) or a numeric matrix."""
+
+    entity = "user"
 
 
 @dataclass
 class Dataset:
-    """Interactions plus maps back to raw ids and side tables indexed by contiguous id."""
+    """Interactions plus maps back to raw ids, side tables and per-modality item (``content``) and user
+    (``user_content``) content, all indexed by contiguous id."""
 
     name: str
     interactions: Interactions
@@ -109,6 +122,7 @@ class Dataset:
     item_table: pd.DataFrame = field(default_factory=pd.DataFrame)
     content: dict[str, ItemContent] = field(default_factory=dict)
     source: Path | None = None  # folder the data was read from, for splitters that read files beside it
+    user_content: dict[str, UserContent] = field(default_factory=dict)
 
     @property
     def n_users(self) -> int:
@@ -142,6 +156,7 @@ class Dataset:
                 self.item_table,
                 self.content,
                 self.source,
+                self.user_content,
             )
         keep_u, new_u = np.unique(inter.users, return_inverse=True)
         keep_i, new_i = np.unique(inter.items, return_inverse=True)
@@ -161,6 +176,7 @@ class Dataset:
             self.item_table.iloc[keep_i].reset_index(drop=True),
             {m: c.take(keep_i) for m, c in self.content.items()},
             self.source,
+            {m: c.take(keep_u) for m, c in self.user_content.items()},
         )
 
     def to_frame(self, inter: Interactions) -> pd.DataFrame:

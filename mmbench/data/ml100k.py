@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mmbench.data.base import DatasetLoader
-from mmbench.data.interactions import Dataset, build_dataset
+from mmbench.data.interactions import Dataset, UserContent, build_dataset
 from mmbench.data.readers import read_delimited
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,10 @@ def _download(url: str, target: Path) -> None:
 
 
 class MovieLens100K(DatasetLoader):
-    """943 users, 1,682 movies, 100,000 ratings 1-5 with timestamps, user demographics, genres."""
+    """943 users, 1,682 movies, 100,000 ratings 1-5 with timestamps, user demographics, genres.
+
+    The user table is also the user modality ``demographics`` (``user_content``), for
+    ``+encoder@user_encoders.demographics=demographics``."""
 
     name = "ml100k"
 
@@ -149,4 +152,6 @@ class MovieLens100K(DatasetLoader):
             items,
         )
         ds.source = root
+        known = ds.user_table[["age", "gender", "occupation"]].notna().any(axis=1).to_numpy()
+        ds.user_content = {"demographics": UserContent("demographics", ds.user_table, known)}
         return ds

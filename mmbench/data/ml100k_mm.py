@@ -144,8 +144,8 @@ class PosterImages(Sequence):
 
 class MovieLens100KMM(DatasetLoader):
     """ML-100K (same loader) plus modalities ``image`` (posters), ``text`` (a template over title,
-    year and genres) and ``genres`` (19-dim multi-hot). User age, gender and occupation stay in
-    ``user_table``; :func:`user_features` turns them into a numeric matrix."""
+    year and genres) and ``genres`` (19-dim multi-hot). Users keep ML-100K's ``demographics`` modality
+    (age, gender, occupation; ``conf/encoder/demographics.yaml`` encodes it)."""
 
     name = "ml100k_mm"
 
@@ -206,12 +206,3 @@ class MovieLens100KMM(DatasetLoader):
                     f"dataset.text_template={self.text_template!r}: unknown field {e}; use title, year, genres"
                 ) from None
         return out
-
-
-def user_features(ds: Dataset) -> np.ndarray:
-    """float32 ``(n_users, 2 + n_occupations)``: age scaled to [0, 1], gender (1 = F), one-hot occupation."""
-    t = ds.user_table
-    age = t["age"].to_numpy(np.float32)
-    age = (age - age.min()) / max(float(age.max() - age.min()), 1.0)
-    occ = pd.get_dummies(t["occupation"]).to_numpy(np.float32)
-    return np.column_stack([age, (t["gender"] == "F").to_numpy(np.float32), occ])

@@ -3,7 +3,8 @@
 Users and items get latent factors; interactions are drawn from a softmax over
 user-item affinities; each item's image and text are deterministic functions of
 its factors (plus noise), so a content-aware model can rank items it never saw
-in training, which a pure CF model cannot.
+in training, which a pure CF model cannot. Likewise each user's ``profile`` (a user
+modality) is their factors plus noise, so user features can serve users with no history.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mmbench.data.base import DatasetLoader
-from mmbench.data.interactions import Dataset, ItemContent, build_dataset
+from mmbench.data.interactions import Dataset, ItemContent, UserContent, build_dataset
 
 
 class Synthetic(DatasetLoader):
@@ -31,6 +32,8 @@ class Synthetic(DatasetLoader):
         text_words: int = 6,
         missing_image: float = 0.1,
         missing_text: float = 0.0,
+        profile_noise: float = 0.5,
+        missing_profile: float = 0.0,
         seed: int = 0,
     ) -> None:
         if n_users < 1 or n_items < 2 or interactions_per_user < 1 or interactions_per_user >= n_items:
@@ -42,6 +45,7 @@ class Synthetic(DatasetLoader):
         self.interactions_per_user, self.temperature = interactions_per_user, temperature
         self.image_size, self.text_words = image_size, text_words
         self.missing_image, self.missing_text, self.seed = missing_image, missing_text, seed
+        self.profile_noise, self.missing_profile = profile_noise, missing_profile
 
     def read(self) -> Dataset:
         rng = np.random.default_rng(self.seed)
@@ -73,7 +77,17 @@ class Synthetic(DatasetLoader):
             "image": ItemContent("image", self._images(V, rng), rng.random(self.n_items) >= self.missing_image),
             "text": ItemContent("text", self._texts(V, rng), rng.random(self.n_items) >= self.missing_text),
         }
+        ds.user_content = {"profile": self._profile(U)}
         return ds
+
+    def _profile(self, U: np.ndarray) -> UserContent:
+        """float32 ``(n_users, n_factors)``: the factors scaled to unit variance plus Gaussian noise of std
+        ``profile_noise``; a ``missing_profile`` share of users has none (zero row, masked). Drawn from its own
+        generator, so the interactions and item content do not depend on these settings."""
+        rng = np.random.default_rng(self.seed + 2)
+        x = U * np.sqrt(U.shape[1]) + rng.normal(scale=self.profile_noise, size=U.shape)
+        mask = rng.random(len(U)) >= self.missing_profile
+        return UserContent("profile", np.where(mask[:, None], x, 0).astype(np.float32), mask)
 
     def _item_table(self, V: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame({"title": [f"item {i}" for i in range(len(V))], "genre": np.argmax(V, axis=1)})

@@ -1,7 +1,15 @@
-"""Per-modality item encoders (frozen and cached, or trained inside the model)."""
+"""Per-modality item and user encoders (frozen and cached, or trained inside the model)."""
 
 from mmbench.encoders.base import Encoder, FeatureTable, ModalityFeatures, content_fingerprint
 from mmbench.encoders.cache import cached_extract
-from mmbench.encoders.features import build_features
+from mmbench.encoders.features import build_features, build_user_features
 
-__all__ = ["Encoder", "FeatureTable", "ModalityFeatures", "build_features", "cached_extract", "content_fingerprint"]
+__all__ = [
+    "Encoder",
+    "FeatureTable",
+    "ModalityFeatures",
+    "build_features",
+    "build_user_features",
+    "cached_extract",
+    "content_fingerprint",
+]

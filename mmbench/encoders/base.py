@@ -1,4 +1,5 @@
-"""Encoders turn one modality's raw item content into item feature vectors.
+"""Encoders turn one modality's raw content into feature vectors, one row per item (``encoders``) or per
+user (``user_encoders``: the same interface over a :class:`~mmbench.data.interactions.UserContent`).
 
 Two kinds:
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -31,6 +33,9 @@ def content_fingerprint(content: ItemContent) -> str:
     values = content.values
     if hasattr(values, "fingerprint"):
         h.update(values.fingerprint().encode())
+    elif isinstance(values, pd.DataFrame):
+        h.update(str(list(values.columns)).encode())
+        h.update(pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
     elif isinstance(values, np.ndarray):
         h.update(str((values.shape, values.dtype)).encode())
         h.update(np.ascontiguousarray(values).tobytes())
@@ -64,7 +69,8 @@ class Encoder:
         return {}
 
     def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
-        """float32 ``(n_items, dim)``; rows of masked items are zeros. Frozen encoders only."""
+        """float32 ``(n_items, dim)`` (``n_users`` for user content); rows of masked items are zeros. Frozen
+        encoders only."""
         raise NotImplementedError(f"{type(self).__name__} is trainable: use module()")
 
     def module(self, content: ItemContent) -> nn.Module:
@@ -90,7 +96,8 @@ class FeatureTable(nn.Module):
 
 @dataclass
 class ModalityFeatures:
-    """What a model receives for one modality: the mask, and either frozen ``values`` or a trainable encoder."""
+    """What a model receives for one modality: the mask, and either frozen ``values`` or a trainable encoder.
+    Rows are items, or users for user features."""
 
     modality: str
     mask: np.ndarray  # (n_items,) bool

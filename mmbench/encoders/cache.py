@@ -26,10 +26,14 @@ def cached_extract(encoder: Encoder, content: ItemContent, item_ids: np.ndarray,
         if values.shape[0] == len(content.mask):
             log.info("features %s: read cache %s", content.modality, path)
             return values
-        log.warning("%s holds %d rows for %d items: recomputing", path, values.shape[0], len(content.mask))
+        log.warning(
+            "%s holds %d rows for %d %ss: recomputing", path, values.shape[0], len(content.mask), content.entity
+        )
     values = np.ascontiguousarray(encoder.extract(content, item_ids), dtype=np.float32)
     if values.shape[0] != len(content.mask):
-        raise RuntimeError(f"{type(encoder).__name__} returned {values.shape[0]} rows for {len(content.mask)} items")
+        raise RuntimeError(
+            f"{type(encoder).__name__} returned {values.shape[0]} rows for {len(content.mask)} {content.entity}s"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npy")  # atomic: parallel runs never read half a file
     with os.fdopen(fd, "wb") as f:
@@ -37,7 +41,12 @@ def cached_extract(encoder: Encoder, content: ItemContent, item_ids: np.ndarray,
     os.replace(tmp, path)
     (folder / f"{key}.json").write_text(
         json.dumps(
-            {"encoder": encoder.config(), "modality": content.modality, "shape": list(values.shape)},
+            {
+                "encoder": encoder.config(),
+                "modality": content.modality,
+                "entity": content.entity,
+                "shape": list(values.shape),
+            },
             default=str,
             indent=1,
         )

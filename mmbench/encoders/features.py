@@ -1,4 +1,5 @@
-"""The encoder stage of a run: ``encoders`` (modality -> encoder) turns dataset content into item features."""
+"""The encoder stage of a run: ``encoders`` (modality -> encoder) turns dataset content into item features,
+``user_encoders`` turns user content (``Dataset.user_content``) into user features, the same way."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbench.data.interactions import Dataset, ItemContent
+from mmbench.data.interactions import Dataset, ItemContent, UserContent
 from mmbench.encoders.base import Encoder, ModalityFeatures
 from mmbench.encoders.cache import cached_extract
 from mmbench.encoders.precomputed import PrecomputedEncoder
@@ -25,31 +26,63 @@ def build_features(
     Frozen encoders go through the on-disk cache; trainable ones are handed over unbuilt. A modality the
     dataset lacks fails naming the modalities it has (a precomputed encoder needs none).
     """
+    return _build(encoders, ds, ds.content, ds.item_ids, ItemContent, "encoders", "encoder", cache_dir)
+
+
+def build_user_features(
+    encoders: Mapping[str, Encoder], ds: Dataset, cache_dir: str | Path
+) -> tuple[dict[str, ModalityFeatures], dict[str, str], dict[str, float]]:
+    """:func:`build_features` for users: one row per user (masked where a user has no features, never
+    dropped), tags ``user_encoder.<modality>.<key>``, times ``time/encode_user_<modality>_s``."""
+    return _build(encoders, ds, ds.user_content, ds.user_ids, UserContent, "user_encoders", "user_encoder", cache_dir)
+
+
+def _build(
+    encoders: Mapping[str, Encoder],
+    ds: Dataset,
+    contents: Mapping[str, ItemContent],
+    ids: np.ndarray,
+    kind: type[ItemContent],
+    node: str,
+    tag: str,
+    cache_dir: str | Path,
+) -> tuple[dict[str, ModalityFeatures], dict[str, str], dict[str, float]]:
     out: dict[str, ModalityFeatures] = {}
     tags: dict[str, str] = {}
     times: dict[str, float] = {}
+    entity = kind.entity
+    side = "" if entity == "item" else f"{entity}_"  # time/encode_image_s, time/encode_user_profile_s
     for modality, enc in encoders.items():
         if not isinstance(enc, Encoder):
-            raise TypeError(f"encoders.{modality}: expected an mmbench Encoder, got {type(enc).__name__}")
-        content = ds.content.get(modality)
+            raise TypeError(f"{node}.{modality}: expected an mmbench Encoder, got {type(enc).__name__}")
+        content = contents.get(modality)
         if content is None:
             if not isinstance(enc, PrecomputedEncoder):
                 raise ValueError(
-                    f"encoders.{modality}: dataset {ds.name!r} has no {modality!r} content "
-                    f"(it has {sorted(ds.content)}); use a precomputed encoder for external features"
+                    f"{node}.{modality}: dataset {ds.name!r} has no {modality!r} {side.replace('_', ' ')}content "
+                    f"(it has {sorted(contents)}); use a precomputed encoder for external features"
                 )
-            content = ItemContent(modality, np.asarray(ds.item_ids), np.ones(ds.n_items, bool))
+            content = kind(modality, np.asarray(ids), np.ones(len(ids), bool))
         t = time.perf_counter()
-        mask = enc.mask(content, ds.item_ids)
-        enc_tags = {f"encoder.{modality}.{k}": v for k, v in enc.tags().items()}
-        enc_tags[f"encoder.{modality}"] = type(enc).__name__
+        mask = enc.mask(content, ids)
+        enc_tags = {f"{tag}.{modality}.{k}": v for k, v in enc.tags().items()}
+        enc_tags[f"{tag}.{modality}"] = type(enc).__name__
         if enc.trainable:
             feats = ModalityFeatures(modality, mask, encoder=enc, content=content, tags=enc_tags)
         else:
-            values = cached_extract(enc, content, ds.item_ids, cache_dir)
+            values = cached_extract(enc, content, ids, cache_dir)
             feats = ModalityFeatures(modality, mask, values=values, tags=enc_tags)
-        times[f"time/encode_{modality}_s"] = time.perf_counter() - t
-        log.info("modality %s: %d of %d items, %s", modality, mask.sum(), len(mask), type(enc).__name__)
+        times[f"time/encode_{side}{modality}_s"] = time.perf_counter() - t
+        log.info(
+            "%s modality %s: %d of %d %ss (%d masked), %s",
+            entity,
+            modality,
+            mask.sum(),
+            len(mask),
+            entity,
+            (~mask).sum(),
+            type(enc).__name__,
+        )
         out[modality] = feats
         tags.update(enc_tags)
     return out, tags, times

@@ -2,7 +2,9 @@
 
 The :class:`~mmbench.models.base.Recommender` interface is unchanged; a multimodal model additionally
 has ``features`` (modality -> :class:`~mmbench.encoders.ModalityFeatures`, set by the encoder stage)
-and ``diagnostics()`` (numbers to log after training, e.g. mean attention weight per modality).
+and ``diagnostics()`` (numbers to log after training, e.g. mean attention weight per modality). Models
+that read user features (``user_encoders``) set ``accepts_user_features`` and receive them through
+``set_user_features``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ class MultimodalRecommender(NeuralRecommender):
     (``None``: every modality the run's ``encoders`` provide)."""
 
     min_modalities: int = 0
+    accepts_user_features: bool = False
 
     def __init__(self, modalities: Sequence[str] | None = None) -> None:
         super().__init__()
         self.modalities = None if modalities is None else list(modalities)
         self.features: dict[str, ModalityFeatures] = {}
+        self.user_features: dict[str, ModalityFeatures] = {}
 
     def set_features(self, features: dict[str, ModalityFeatures]) -> None:
         """Keep the modalities this model uses; a requested modality without features fails here, before training."""
@@ -42,6 +46,12 @@ class MultimodalRecommender(NeuralRecommender):
                 f"got {sorted(chosen)} (configure `encoders`)"
             )
         self.features = chosen
+
+    def set_user_features(self, features: dict[str, ModalityFeatures]) -> None:
+        """Per-user features (modality -> rows indexed by contiguous user id), all of them."""
+        if features and not self.accepts_user_features:
+            raise ValueError(f"{type(self).__name__} uses no user features (got {sorted(features)})")
+        self.user_features = dict(features)
 
     def check_features(self) -> None:
         """Called from ``build``: fails clearly when the model was never given its features."""

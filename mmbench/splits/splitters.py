@@ -1,4 +1,5 @@
-"""The splitters: per-user random, global temporal, leave-last-out, cold items, k-fold, predefined files/column."""
+"""The splitters: per-user random, global temporal, leave-last-out, cold items, cold users, k-fold, predefined
+files/column."""
 
 from __future__ import annotations
 
@@ -93,6 +94,19 @@ class LeaveLastOut(Splitter):
         return _tail_labels(pos, size, np.where(enough, self.n_val, 0), np.where(enough, self.n_test, 0))
 
 
+def _hold_out(ids: np.ndarray, n: int, val_ratio: float, test_ratio: float, seed: int) -> np.ndarray:
+    """Per event: its id's part when a seeded random ``test_ratio`` / ``val_ratio`` share of the ids that occur
+    in ``ids`` (each of the ``n`` ids) is held out for test / val, with all their events."""
+    seen = np.unique(ids)
+    perm = np.random.default_rng(seed).permutation(seen)
+    n_test = int(np.floor(len(seen) * test_ratio + 0.5))
+    n_val = int(np.floor(len(seen) * val_ratio + 0.5))
+    label = np.zeros(n, np.int8)
+    label[perm[:n_test]] = 2
+    label[perm[n_test : n_test + n_val]] = 1
+    return label[ids]
+
+
 class ColdItemSplit(Splitter):
     """A random ``val_ratio`` / ``test_ratio`` share of the items with events: all their events go to val / test,
     so those items never appear in training."""
@@ -103,14 +117,21 @@ class ColdItemSplit(Splitter):
 
     def assign(self, ds: Dataset) -> np.ndarray:
         inter = ds.interactions
-        seen = np.unique(inter.items)
-        perm = np.random.default_rng(self.seed).permutation(seen)
-        n_test = int(np.floor(len(seen) * self.test_ratio + 0.5))
-        n_val = int(np.floor(len(seen) * self.val_ratio + 0.5))
-        item_label = np.zeros(inter.n_items, np.int8)
-        item_label[perm[:n_test]] = 2
-        item_label[perm[n_test : n_test + n_val]] = 1
-        return item_label[inter.items]
+        return _hold_out(inter.items, inter.n_items, self.val_ratio, self.test_ratio, self.seed)
+
+
+class ColdUserSplit(Splitter):
+    """A random ``val_ratio`` / ``test_ratio`` share of the users with events: all their events go to val / test,
+    so those users never appear in training and are ranked over the whole catalogue (with ``eval.candidates=all``
+    nothing of theirs is excluded). Only their user features, if any, describe them."""
+
+    def __init__(self, val_ratio: float = 0.1, test_ratio: float = 0.1, seed: int = 0) -> None:
+        _check_ratios(val_ratio, test_ratio)
+        self.val_ratio, self.test_ratio, self.seed = val_ratio, test_ratio, seed
+
+    def assign(self, ds: Dataset) -> np.ndarray:
+        inter = ds.interactions
+        return _hold_out(inter.users, inter.n_users, self.val_ratio, self.test_ratio, self.seed)
 
 
 class KFoldSplit(Splitter):

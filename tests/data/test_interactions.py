@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmbench.data.interactions import UserContent
 from tests.conftest import make_dataset
 
 
@@ -48,3 +49,15 @@ def test_csr_and_fingerprint_change_with_data():
     np.testing.assert_array_equal(m, [[4, 2], [0, 5]])
     other = make_dataset([1, 1, 2], [1, 2, 2], ratings=[4, 2, 4])
     assert ds.fingerprint() != other.fingerprint()
+
+
+def test_restrict_keeps_user_content_aligned():
+    ds = make_dataset([1, 2, 3], [7, 8, 9])
+    ds.user_content = {"p": UserContent("p", np.array([[1.0], [2.0], [3.0]]), np.array([True, False, True]))}
+    compact = ds.restrict(np.array([0, 2]))
+    assert isinstance(compact.user_content["p"], UserContent)
+    assert compact.user_content["p"].values.tolist() == [[1.0], [3.0]]
+    assert compact.user_content["p"].mask.tolist() == [True, True]
+    assert ds.restrict(np.array([0]), compact=False).user_content["p"] is ds.user_content["p"]
+    table = UserContent("t", pd.DataFrame({"age": [5, 6, 7]}, index=[10, 11, 12]), np.ones(3, bool))
+    assert table.take(np.array([2, 0])).values["age"].tolist() == [7, 5]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mmbench.data.ml100k_mm import MovieLens100KMM, PosterImages, load_image, match_posters, user_features
+from mmbench.data.ml100k_mm import MovieLens100KMM, PosterImages, load_image, match_posters
 
 MOVIES = pd.DataFrame(
     {
@@ -69,8 +69,8 @@ def test_real_posters_text_genres(mm):
     assert mm.content["text"].values[0] == "Toy Story (1995). Genres: Animation, Children's, Comedy."
     g = mm.content["genres"]
     assert g.values.shape == (1682, 19) and g.values[0].sum() == 3
-    u = user_features(mm)
-    assert u.shape[0] == 943 and np.all((u[:, 0] >= 0) & (u[:, 0] <= 1)) and np.all(u[:, 2:].sum(1) == 1)
+    demo = mm.user_content["demographics"]
+    assert demo.values.shape[0] == 943 and demo.mask.all() and {"age", "gender", "occupation"} <= set(demo.values)
 
 
 def test_bad_template_names_the_field(data_dir):

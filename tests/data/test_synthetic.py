@@ -21,3 +21,18 @@ def test_content_is_a_function_of_item_factors():
     assert 0.5 < img.mask.mean() < 0.95
     assert len(txt.values) == 60 and txt.mask.all()
     assert all(w.startswith("f") for w in txt.values[0].split()[:-1])
+
+
+def test_user_profile_is_the_user_factors_plus_noise():
+    ds = Synthetic(n_users=400, n_items=60, n_factors=4, profile_noise=0.5, missing_profile=0.25, seed=0).read()
+    p = ds.user_content["profile"]
+    assert p.values.shape == (400, 4) and p.values.dtype == np.float32
+    assert 0.65 < p.mask.mean() < 0.85 and np.all(p.values[~p.mask] == 0)
+    # the planted factors (unit variance after scaling) are recovered up to the noise: correlation 1/sqrt(1.25)
+    U = np.random.default_rng(0).normal(size=(400, 4))  # Synthetic draws the user factors first
+    r = np.corrcoef(U[p.mask].ravel(), p.values[p.mask].ravel())[0, 1]
+    assert abs(r - 1 / np.sqrt(1 + 0.5**2)) < 0.03
+    # the profile has its own generator: interactions and item content do not depend on its settings
+    other = Synthetic(n_users=400, n_items=60, n_factors=4, profile_noise=2.0, seed=0).read()
+    assert other.fingerprint() == ds.fingerprint()
+    assert np.array_equal(other.content["image"].values, ds.content["image"].values)

@@ -29,3 +29,19 @@ def test_encoder_typo_fails_before_work():
         cfg = compose("config", overrides=["+encoder@encoders.image=timm", "+encoders.image.pretraind=true"])
     with pytest.raises(ConfigError, match="encoders.image: unknown key"):
         validate(cfg)
+
+
+def test_user_encoders_compose_and_a_typo_fails_before_work():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+encoder@user_encoders.demographics=demographics"])
+        typo = compose(
+            "config",
+            overrides=[
+                "+encoder@user_encoders.demographics=demographics",
+                "+user_encoders.demographics.numerics=[age]",
+            ],
+        )
+    validate(cfg)
+    assert isinstance(instantiate(cfg.user_encoders.demographics), Encoder)
+    with pytest.raises(ConfigError, match=r"user_encoders.demographics: unknown key\(s\) \['numerics'\].*'numeric'"):
+        validate(typo)

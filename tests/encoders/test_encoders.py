@@ -9,7 +9,7 @@ import torch
 
 from mmbench.data.interactions import ItemContent
 from mmbench.data.synthetic import Synthetic
-from mmbench.encoders import build_features, cached_extract, content_fingerprint
+from mmbench.encoders import build_features, build_user_features, cached_extract, content_fingerprint
 from mmbench.encoders.image import SeedCNN, TimmEncoder
 from mmbench.encoders.precomputed import MultiHotEncoder, PrecomputedEncoder
 from mmbench.encoders.text import (
@@ -172,3 +172,66 @@ def test_build_features_tags_and_errors(syn, tmp_path):
     assert set(times) == {"time/encode_image_s", "time/encode_text_s"}
     with pytest.raises(ValueError, match="no 'audio' content.*'image', 'text'"):
         build_features({"audio": MultiHotEncoder()}, syn, tmp_path)
+
+
+def test_precomputed_user_features_npy_and_parquet(tmp_path, caplog):
+    ds = Synthetic(n_users=5, n_items=20, interactions_per_user=3).read()  # raw user ids 0..4
+    np.save(tmp_path / "u.npy", np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32))
+    (tmp_path / "ids.txt").write_text("4\n0\n99\n")  # 99 is no user of the dataset
+    enc = PrecomputedEncoder(str(tmp_path / "u.npy"), ids_path=str(tmp_path / "ids.txt"))
+    with caplog.at_level("INFO", logger="mmbench.encoders.precomputed"):
+        feats, tags, _ = build_user_features({"social": enc}, ds, tmp_path / "cache")
+    f = feats["social"]
+    assert f.values.tolist() == [[3, 4], [0, 0], [0, 0], [0, 0], [1, 2]]
+    assert f.mask.tolist() == [True, False, False, False, True]  # users without a row are masked, not dropped
+    assert "2 of 5 users have features, 3 masked; 1 ids of the file are not in the dataset" in caplog.text
+    assert tags == {"user_encoder.social": "PrecomputedEncoder"}
+    pd.DataFrame({"user": [3, 1], "emb": [[0.5, 0.5, 1.0], [1.0, 0.0, 2.0]]}).to_parquet(tmp_path / "u.parquet")
+    enc = PrecomputedEncoder(str(tmp_path / "u.parquet"), id_column="user", feature_column="emb")
+    f = build_user_features({"social": enc}, ds, tmp_path / "cache")[0]["social"]
+    assert f.values.tolist() == [[0, 0, 0], [1, 0, 2], [0, 0, 0], [0.5, 0.5, 1], [0, 0, 0]]
+    assert f.mask.tolist() == [False, True, False, True, False]
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (lambda d: np.save(d / "f.npy", np.ones((4, 2))), r"f.npy: 4 rows but the dataset has 5 users; give ids_path"),
+        (lambda d: np.save(d / "f.npy", np.ones(5)), r"f.npy: expected a 2-d array"),
+        (lambda d: np.save(d / "f.npy", np.array([[1.0], [np.nan], [1], [1], [1]])), r"f.npy: 1 rows hold NaN"),
+        (
+            lambda d: pd.DataFrame({"id": [1, 1], "a": [1.0, 2.0]}).to_parquet(d / "f.parquet"),
+            r"f.parquet: 1 duplicate ids \(first: 1\)",
+        ),
+        (
+            lambda d: pd.DataFrame({"id": ["tt1", "tt2"], "a": [1.0, 2.0]}).to_parquet(d / "f.parquet"),
+            r"f.parquet: none of its 2 ids is a user id of the dataset \(file ids \['tt1', 'tt2'\], dataset users",
+        ),
+        (
+            lambda d: pd.DataFrame({"id": [1, 2], "emb": [[1.0], [1.0, 2.0]]}).to_parquet(d / "f.parquet"),
+            r"f.parquet: column 'emb' holds vectors of lengths \[1, 2\]",
+        ),
+        (
+            lambda d: pd.DataFrame({"id": [1, 2], "name": ["a", "b"]}).to_parquet(d / "f.parquet"),
+            r"f.parquet: no numeric column besides 'id'",
+        ),
+        (lambda d: pd.DataFrame({"uid": [1], "a": [1.0]}).to_parquet(d / "f.parquet"), r"f.parquet: no column 'id'"),
+    ],
+)
+def test_precomputed_file_that_does_not_match_names_the_file_and_the_problem(tmp_path, write, message):
+    ds = Synthetic(n_users=5, n_items=20, interactions_per_user=3).read()
+    write(tmp_path)
+    path = next(tmp_path.glob("f.*"))
+    feature_column = "emb" if "emb" in message else None
+    enc = PrecomputedEncoder(str(path), feature_column=feature_column)
+    with pytest.raises(ValueError, match=message):
+        build_user_features({"social": enc}, ds, tmp_path / "cache")
+
+
+def test_user_features_need_user_content_or_a_file(tmp_path):
+    ds = Synthetic(n_users=30, n_items=40, interactions_per_user=5).read()
+    feats, _, times = build_user_features({"profile": MultiHotEncoder()}, ds, tmp_path)
+    assert np.array_equal(feats["profile"].values, ds.user_content["profile"].values)
+    assert set(times) == {"time/encode_user_profile_s"}
+    with pytest.raises(ValueError, match=r"user_encoders.age: dataset 'synthetic' has no 'age' user content.*profile"):
+        build_user_features({"age": MultiHotEncoder()}, ds, tmp_path)

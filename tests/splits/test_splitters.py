@@ -3,9 +3,11 @@ import pandas as pd
 import pytest
 
 from mmbench.data.synthetic import Synthetic
+from mmbench.evaluation.evaluator import Evaluator
 from mmbench.splits import load_or_create
 from mmbench.splits.splitters import (
     ColdItemSplit,
+    ColdUserSplit,
     LeaveLastOut,
     ML100KFold,
     PredefinedColumn,
@@ -14,6 +16,7 @@ from mmbench.splits.splitters import (
     TemporalSplit,
 )
 from tests.conftest import make_dataset
+from tests.evaluation.test_evaluator import Fixed
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +76,25 @@ def test_cold_items_never_in_training(synth, tmp_path):
     assert not set(sp.val.items.tolist()) & set(sp.test.items.tolist())
     n_seen = len(np.unique(synth.interactions.items))
     assert len(np.unique(sp.test.items)) == round(0.2 * n_seen)
+
+
+def test_cold_users_never_in_training_and_ranked_over_the_whole_catalogue(synth, tmp_path):
+    sp = load_or_create(synth, ColdUserSplit(0.1, 0.2, seed=0), tmp_path)
+    assert_partition(synth, sp)
+    train_u, val_u, test_u = (set(p.users.tolist()) for p in (sp.train, sp.val, sp.test))
+    assert not train_u & test_u and not train_u & val_u and not val_u & test_u
+    assert (len(test_u), len(val_u)) == (round(0.2 * 60), round(0.1 * 60))
+    # every event of a held-out user is in its part
+    counts = np.bincount(synth.interactions.users, minlength=60)
+    assert all(np.sum(sp.test.users == u) == counts[u] for u in test_u)
+    assert load_or_create(synth, ColdItemSplit(0.1, 0.2, seed=0), tmp_path).fingerprint != sp.fingerprint
+    # test ranking excludes train + val, which hold nothing of a held-out user: with scores = item id, each
+    # test user's top-10 is the 10 highest item ids of the whole catalogue
+    ev = Evaluator(ks=[10], metrics=["hit"], progress=False)
+    scores = np.tile(np.arange(synth.n_items, dtype=np.float32), (synth.n_users, 1))
+    res = ev.evaluate(Fixed(scores), sp.test, [sp.train, sp.val], keep_topk=True)
+    assert set(res.users.tolist()) == test_u
+    assert (res.topk_items == np.arange(synth.n_items - 1, synth.n_items - 11, -1)).all()
 
 
 def test_split_is_saved_reused_and_fingerprinted(synth, tmp_path):
