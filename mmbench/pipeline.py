@@ -184,11 +184,12 @@ def run_tags(cfg: DictConfig, model: str) -> dict[str, str]:
         "mmbench_version": mmbench.__version__,
         "command": " ".join(sys.argv),
         **sweep_tags(),
-        **{str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in cfg.tags.items()},
     }
     fusion = cfg.model.get("fusion")
     if isinstance(fusion, DictConfig) and "_target_" in fusion:  # conf/fusion/late.yaml builds LateFusion
         tags["fusion"] = str(fusion._target_).rsplit(".", 1)[-1].removesuffix("Fusion").lower()
+    # tags given on the command line win over derived ones (the mm grid tags fusion '-' on runs without modalities)
+    tags.update({str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in cfg.tags.items()})
     if cfg.trial.parent_run_id:
         tags["mlflow.parentRunId"] = str(cfg.trial.parent_run_id)  # nested under the study in the MLflow UI
     if cfg.trial.number is not None:

@@ -7,10 +7,7 @@ fingerprints), and writes mean ± std over the folds next to the published numbe
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mmbench.evaluation.metrics import metric_key
-from mmbench.tables import TableError, load_runs
+from mmbench.tables import TableError, load_runs, page
 
 TIMES = ("time/fit_s", "time/eval_test_s")
 
@@ -123,7 +120,6 @@ class PublishedTableCallback(Callback):
         runs = load_runs(config.logger.tracking_uri, config.experiment_name, f"tags.sweep_id = '{sweep_id}'")
         table = build(runs, self.published, self.metrics, self.tolerance)
         command = " ".join(["mmbench", *config.hydra.overrides.task])
-        commits = sorted(set(runs.get("tags.git_commit", pd.Series(["unknown"])).astype(str)))
         out = write(
             table,
             Path(config.paths.work_dir) / self.results_dir / self.name,
@@ -133,7 +129,7 @@ class PublishedTableCallback(Callback):
             self.metrics,
             self.tolerance,
             sweep_id,
-            commits,
+            runs,
         )
         print(markdown(table, self.metrics, self.tolerance))
         print(f"table written to {out}")
@@ -148,32 +144,20 @@ def write(
     metrics: tuple[str, ...],
     tolerance: float,
     sweep_id: str,
-    commits: Sequence[str] = (),
+    runs: pd.DataFrame,
 ) -> Path:
+    """``README.md`` (through :func:`mmbench.tables.page`: command, machine, date, commits) and ``table.csv``."""
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "table.csv", index=False, float_format="%.6g")
     n_ok = int((table["within_tolerance"] == True).sum())  # noqa: E712 (None: not run)
-    machine = f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     body = [
-        f"# {out.name}",
-        "",
         f"mmbench's mean ± sample std over the folds beside the published values{f' ({source})' if source else ''}; "
         f"Δ = mmbench − published. {n_ok} of {len(table)} rows within {tolerance} on every metric. Times are "
         "mmbench's per fold: `time/fit_s` and `time/eval_test_s` (the test evaluation, full top-N ranking "
         "included).",
         "",
         markdown(table, metrics, tolerance),
-        "Regenerate with:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"Machine: {machine}. Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}. "
-        f"Sweep: `{Path(sweep_id).name}`, mmbench git {', '.join(c[:12] for c in commits) or 'unknown'}. "
-        "Data: `table.csv`.",
     ]
-    if notes:
-        body += ["", notes.strip()]
-    (out / "README.md").write_text("\n".join(body) + "\n")
+    footer = [f"Sweep: `{Path(sweep_id).name}`. Data: `table.csv`.", notes]
+    (out / "README.md").write_text(page(out.name, body, command, runs, footer))
     return out

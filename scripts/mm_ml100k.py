@@ -1,22 +1,21 @@
-"""Run the ML-100K-MM grid (resumable) and write results/mm_ml100k/tables.md.
+"""Run the ML-100K-MM grid (resumable from MLflow) and write results/mm_ml100k/tables.md from the MLflow runs.
 
     MMBENCH_DATA_DIR=../shared/data MMBENCH_WORK_DIR=/tmp/mmwork python scripts/mm_ml100k.py --seeds 0 1 2
-    python scripts/mm_ml100k.py --tables-only --record /tmp/mmwork/mm_ml100k_runs.jsonl
+    MMBENCH_WORK_DIR=/tmp/mmwork python scripts/mm_ml100k.py --tables-only
 
-Runs are recorded in ``--record`` (JSON lines) so an interrupted sweep resumes where it stopped.
+Runs go to the MLflow experiment ``mm_ml100k`` of the store the runs use ($MLFLOW_TRACKING_URI, else
+``sqlite:///$MMBENCH_WORK_DIR/mlflow.db``; ``--tracking-uri`` sets it for runs and tables). An entry with a
+FINISHED run there is skipped, so an interrupted sweep resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
-import sys
-import time
+import shlex
 from pathlib import Path
 
-from mmbench.experiments.mm_ml100k import load_rows, run_grid, tables
+from mmbench.experiments.mm_ml100k import run_grid, tracking_uri, write_tables
 
 
 def main() -> None:
@@ -24,33 +23,24 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--protocols", nargs="+", default=["warm", "cold"])
     ap.add_argument("--only", nargs="*", help="model names to run (default: all)")
-    ap.add_argument("--record", default=None, help="JSON-lines run record (default: $MMBENCH_WORK_DIR/...)")
+    ap.add_argument("--tracking-uri", default=None, help="MLflow store (default: the one the runs use)")
     ap.add_argument("--budget-min", type=float, default=None, help="stop starting runs after this many minutes")
     ap.add_argument("--tables-only", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "mm_ml100k"))
     ap.add_argument("extra", nargs="*", help="extra Hydra overrides for every run")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    work = Path(os.environ.get("MMBENCH_WORK_DIR", "."))
-    record = Path(args.record) if args.record else work / "mm_ml100k_runs.jsonl"
+    extra = ["trainer.enable_progress_bar=false", *args.extra]
+    if args.tracking_uri:
+        extra.append(f"logger.tracking_uri='{args.tracking_uri}'")
     if not args.tables_only:
         budget = None if args.budget_min is None else args.budget_min * 60
-        run_grid(
-            record, args.seeds, args.protocols, ["trainer.enable_progress_bar=false", *args.extra], args.only, budget
-        )
-    df = load_rows(record)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "runs.tsv", sep="\t", index=False, float_format="%.6g")
-    head = (
-        f"Command: `{' '.join(['python', *sys.argv])}`  \n"
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; written {time.strftime('%Y-%m-%d %H:%M')}."
-        f"  \nTest metrics (mean ± std over seeds; n=1 where only one seed finished). sparse = users in the lowest "
-        f"quartile of training events. Cold protocol: 10%/10% of items held out for val/test, ranked among the "
-        f"held-out items (eval.candidates=target).\n\n"
-    )
-    (out / "tables.md").write_text(head + tables(df) + "\n")
-    print(head + tables(df))
+        run_grid(args.seeds, args.protocols, extra, args.only, budget)
+    uri = tracking_uri(extra)
+    command = shlex.join(["python", "scripts/mm_ml100k.py", "--tables-only", "--tracking-uri", uri, "--out", args.out])
+    built = write_tables(uri, Path(args.out), command)
+    for t in built.values():
+        print(t.markdown())
 
 
 if __name__ == "__main__":

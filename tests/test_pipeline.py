@@ -112,6 +112,8 @@ def test_fusion_is_tagged_by_its_config_option(tmp_path):
     cfg = cfg_for(tmp_path, "model=fusion_rec", "fusion@model.fusion=attention")
     assert pipeline.run_tags(cfg, "fusion_rec")["fusion"] == "attention"
     assert "fusion" not in pipeline.run_tags(cfg_for(tmp_path, "model=bpr"), "bpr")
+    no_content = cfg_for(tmp_path, "model=fusion_rec", "model.modalities=[]", "+tags.fusion='-'")
+    assert pipeline.run_tags(no_content, "fusion_rec")["fusion"] == "-"  # an explicit tag wins
 
 
 def test_user_features_reach_fusion_rec_on_the_cold_user_split(tmp_path):

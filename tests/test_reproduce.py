@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmbench.reproduce import build, markdown
+from mmbench.reproduce import build, markdown, write
 from mmbench.tables import TableError
 
 PUBLISHED = {
@@ -54,3 +54,19 @@ def test_models_on_other_folds_are_refused():
         build(runs(folds_b=("f0", "f2")), PUBLISHED)
     with pytest.raises(TableError, match="none of"):
         build(runs(), {"z": {"rmse": 1, "mae": 1}})
+
+
+def test_readme_has_the_table_command_provenance_and_notes(tmp_path):
+    r = runs().assign(**{"tags.git_commit": ["a" * 40, "a" * 40, "b" * 40 + "-dirty", "b" * 40 + "-dirty"]})
+    t = build(r, PUBLISHED)
+    out = write(
+        t, tmp_path / "repro", "mmbench experiment=x", "Surprise", "A note.", ("rmse", "mae"), 0.005, "/m/2026", r
+    )
+    text = (out / "README.md").read_text()
+    assert text.startswith(
+        "# repro\n\nmmbench's mean ± sample std over the folds beside the published values (Surprise)"
+    )
+    assert markdown(t) in text and "```\nmmbench experiment=x\n```" in text
+    assert f"runs from mmbench git {'a' * 12}, {'b' * 12}-dirty." in text and " cores), Python " in text
+    assert text.endswith("Sweep: `2026`. Data: `table.csv`.\n\nA note.\n")
+    assert pd.read_csv(out / "table.csv")["model"].tolist() == ["a", "b", "c"]

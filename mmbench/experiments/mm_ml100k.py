@@ -1,29 +1,32 @@
 """The ML-100K-MM comparison: runs a fixed list of configurations (protocol x model x modalities x seed)
-through :func:`mmbench.pipeline.run`, records each run, and writes Markdown tables.
+through :func:`mmbench.pipeline.run` into the MLflow experiment ``mm_ml100k``, and builds its tables from
+those runs with :mod:`mmbench.tables`.
 
 The list is not a Cartesian product (Pop has no modalities; the seed models use their own encoders), so it
-is spelled out here rather than as a Hydra multirun. Runs already recorded are skipped, so an interrupted
-sweep resumes. Entries are ordered by priority (every model on seed 0 first).
+is spelled out here rather than as a Hydra multirun. Every run is tagged ``protocol``, ``model``, ``fusion``,
+``modalities`` and ``seed``; an entry with a FINISHED run in the store is skipped, so an interrupted sweep
+resumes. Entries are ordered by priority (every model on seed 0 first).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
-import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
-from mmbench import pipeline
+from mmbench import pipeline, tables
 from mmbench.config import CONF_DIR
+from mmbench.evaluation.metrics import metric_key
 
 log = logging.getLogger(__name__)
 
+EXPERIMENT = "mm_ml100k"
 PROTOCOLS = {"warm": [], "cold": ["split=cold_item", "eval.candidates=target"]}
 SEED_ENCODERS = [
     "encoder@encoders.image=seed_cnn",
@@ -81,22 +84,56 @@ def entries() -> list[Entry]:
     return out
 
 
-def key(protocol: str, e: Entry, seed: int) -> str:
-    return f"{protocol}|{e.model}|{e.fusion}|{e.modalities}|{seed}"
+def key(protocol: str, e: Entry, seed: int) -> tuple[str, str, str, str, str]:
+    """What identifies a run of the grid: its tags protocol, model, fusion, modalities, seed."""
+    return (protocol, e.model, e.fusion, e.modalities, str(seed))
+
+
+def compose_run(overrides: list[str]) -> DictConfig:
+    """The config of one grid run: ``experiment=mm_ml100k`` plus ``overrides``."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=[f"experiment={EXPERIMENT}", *overrides])
+
+
+def tracking_uri(extra: Sequence[str] = ()) -> str:
+    """The MLflow store the grid's runs use with these overrides ($MLFLOW_TRACKING_URI, else the work dir's)."""
+    return str(compose_run(list(extra)).logger.tracking_uri)
+
+
+def load(uri: str) -> pd.DataFrame:
+    """The finished runs of the experiment (:func:`mmbench.tables.load_runs`), with the tags of runs made
+    before the grid passed ``model`` and before command-line tags won over derived ones read as the grid
+    names them: the model as the class name in lower case (``fusionrec`` for ``fusion_rec``), and fusion_rec's
+    default fusion on runs without modalities (where the fusion is unused: ``-``)."""
+    runs = tables.load_runs(uri, EXPERIMENT)
+    if "tags.model" in runs.columns:
+        runs["tags.model"] = runs["tags.model"].replace({e.model.replace("_", ""): e.model for e in entries()})
+    if {"tags.modalities", "tags.fusion"} <= set(runs.columns):
+        runs.loc[runs["tags.modalities"] == "none", "tags.fusion"] = "-"
+    return runs
+
+
+def finished(uri: str) -> set[tuple[str, str, str, str, str]]:
+    """The grid keys that already have a FINISHED run in the store."""
+    try:
+        runs = load(uri)
+    except tables.TableError:  # no experiment or no finished run yet
+        return set()
+    cols = [f"tags.{t}" for t in ("protocol", "model", "fusion", "modalities", "seed")]
+    if not set(cols) <= set(runs.columns):
+        return set()
+    return {tuple(r) for r in runs[cols].dropna().astype(str).itertuples(index=False)}
 
 
 def run_grid(
-    record: Path,
     seeds: list[int],
     protocols: list[str],
     extra: list[str],
     only: list[str] | None = None,
     budget_s: float | None = None,
 ) -> None:
-    """Run every (seed, protocol, entry) not yet in ``record`` (a JSON-lines file), seed-major."""
-    done = set()
-    if record.is_file():
-        done = {json.loads(line)["key"] for line in record.read_text().splitlines() if line.strip()}
+    """Run every (seed, protocol, entry) without a FINISHED run in the store, seed-major."""
+    done = finished(tracking_uri(extra))
     start = time.perf_counter()
     for seed in seeds:
         for e in entries():
@@ -110,159 +147,54 @@ def run_grid(
                     log.warning("time budget spent; stopping before %s", k)
                     return
                 tags = [
+                    f"+tags.model={e.model}",  # the pipeline's own is the class name outside a Hydra run
                     f"+tags.protocol={protocol}",
                     f"+tags.modalities='{e.modalities}'",
                     f"+tags.fusion='{e.fusion}'",
                 ]
-                overrides = ["experiment=mm_ml100k", *PROTOCOLS[protocol], *e.overrides, f"seed={seed}", *tags, *extra]
-                with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-                    cfg = compose("config", overrides=overrides)
-                log.info("run %s", k)
-                res = pipeline.run(cfg)
-                row = {
-                    "key": k,
-                    "protocol": protocol,
-                    "model": e.model,
-                    "fusion": e.fusion,
-                    "modalities": e.modalities,
-                    "seed": seed,
-                    "run_id": res.run_id,
-                    "artifact_uri": res.artifact_uri,
-                    "split_dir": str(res.split.directory),
-                    "split_fingerprint": res.split.fingerprint,
-                    "overrides": overrides,
-                    "metrics": res.metrics,
-                }
-                with record.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+                log.info("run %s", " | ".join(k))
+                pipeline.run(compose_run([*PROTOCOLS[protocol], *e.overrides, f"seed={seed}", *tags, *extra]))
 
 
-def sparse_user_ndcg(row: dict, quantile: float = 0.25, metric: str = "ndcg@20") -> float:
-    """Mean test ``metric`` over the users in the lowest ``quantile`` of training-event counts."""
-    train = pd.read_csv(Path(row["split_dir"]) / "train.tsv", sep="\t")
-    counts = train.groupby("user").size()
-    per_user = pd.read_csv(Path(urlparse(row["artifact_uri"]).path) / "metrics" / "per_user_test.tsv", sep="\t")
-    n = counts.reindex(per_user["user"]).fillna(0).to_numpy()
-    sparse = n <= np.quantile(counts.to_numpy(), quantile)
-    return float(per_user.loc[sparse, metric].mean()) if sparse.any() else float("nan")
+ROWS = ("model", "fusion", "modalities")
+METRICS = ("test/recall@20", "test/ndcg@20", "test/sparse/ndcg@20", "test/rmse")  # rmse: rating models only
+COSTS = ("time/fit_s", "time/eval_test_s", "model/n_params", tables.SEEDS)
+BASELINE = "fusion_rec / - / none"  # BPR-MF: the no-content counterpart of every fusion_rec row
+CONTRIBUTION = tables.Contribution("test/ndcg@20", "fusion", "modalities", ("text", "image", "text+image"))
+MEANS = ("fusion/attention_", "fusion/weight_", "fusion/gate_")
+INTRO = f"""Test metrics of the runs of the MLflow experiment `{EXPERIMENT}`, one table per protocol (tag `protocol`),
+rows by the tags model / fusion / modalities. sparse = the users with at most the `eval.sparse_quantile` (0.25)
+quantile of training events. Warm protocol: per-user random 80/10/10 split. Cold protocol: 10%/10% of items held
+out for val/test, each user's held-out items ranked among the held-out items (`eval.candidates=target`).
+Significance tests are against `{BASELINE}` (fusion_rec without modalities, i.e. BPR-MF: the no-content
+counterpart of every fusion_rec row); the contribution tables subtract its NDCG@20."""
 
 
-def mean_rmse(split_dir: str | Path) -> dict[str, float]:
-    """Test RMSE of two trivial rating predictors on a saved split: the global training mean, and each
-    item's training mean (the global mean for items without training ratings). The reference for
-    the rating models' RMSE."""
-    d = Path(split_dir)
-    train = pd.read_csv(d / "train.tsv", sep="\t")
-    test = pd.read_csv(d / "test.tsv", sep="\t")
-    mu = train["rating"].mean()
-    item = train.groupby("item")["rating"].mean()
-    pred_item = test["item"].map(item).fillna(mu).to_numpy()
-    r = test["rating"].to_numpy()
-    return {
-        "global mean": float(np.sqrt(np.mean((r - mu) ** 2))),
-        "item mean": float(np.sqrt(np.mean((r - pred_item) ** 2))),
-    }
+def build(runs: pd.DataFrame) -> dict[str, tables.Table]:
+    """The per-protocol tables of the grid's runs (``test/rmse`` only if some run logs it)."""
+    metrics = [m for m in METRICS if m != "test/rmse" or metric_key(m) in runs.columns]
+    has_base = {"tags.model", "tags.fusion", "tags.modalities"} <= set(runs.columns) and (
+        tables.row_labels(runs, ROWS) == BASELINE
+    ).any()
+    if not has_base:
+        log.warning("no %s runs: tables without significance tests and contributions", BASELINE)
+    return tables.build_tables(
+        runs,
+        "protocol",
+        rows=ROWS,
+        metrics=metrics,
+        baseline=BASELINE if has_base else None,
+        costs=COSTS,
+        contribution=CONTRIBUTION if has_base else None,
+        means=MEANS,
+        rating_ref=True,
+    )
 
 
-def _fmt(values: pd.Series, digits: int = 4) -> str:
-    v = values.dropna().to_numpy(float)
-    if len(v) == 0:
-        return "-"
-    if len(v) == 1:
-        return f"{v[0]:.{digits}f} (n=1)"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
-
-
-def load_rows(record: Path) -> pd.DataFrame:
-    rows = []
-    seen: set[str] = set()
-    for line in record.read_text().splitlines():
-        if not line.strip():
-            continue
-        r = json.loads(line)
-        if r["key"] in seen:  # a run recorded twice (concatenated records): keep the first
-            continue
-        seen.add(r["key"])
-        m = r["metrics"]
-        rows.append(
-            {
-                "protocol": r["protocol"],
-                "model": r["model"],
-                "fusion": r["fusion"],
-                "modalities": r["modalities"],
-                "seed": r["seed"],
-                "split": r["split_fingerprint"][:12],
-                "split_dir": r["split_dir"],
-                "recall@20": m.get("test/recall@20"),
-                "ndcg@20": m.get("test/ndcg@20"),
-                "val ndcg@20": m.get("val/ndcg@20"),
-                "rmse": m.get("test/rmse"),
-                "sparse ndcg@20": sparse_user_ndcg(r),
-                "fit s": m.get("time/fit_s"),
-                "test eval s": m.get("time/eval_test_s"),
-                "params": m.get("model/n_params"),
-                "epochs": m.get("fit/epochs"),
-                **{k: v for k, v in m.items() if k.startswith("fusion/")},
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def tables(df: pd.DataFrame) -> str:
-    """Markdown: one table per protocol (mean ± std over seeds), then modality contributions."""
-    out = []
-    group = ["model", "fusion", "modalities"]
-    for protocol in ("warm", "cold"):
-        d = df[df.protocol == protocol]
-        if d.empty:
-            continue
-        out.append(f"### {protocol} protocol (split {', '.join(sorted(d.split.unique()))})\n")
-        cols = ["recall@20", "ndcg@20", "sparse ndcg@20", "rmse", "fit s", "test eval s", "params", "seeds"]
-        out.append("| model | fusion | modalities | " + " | ".join(cols) + " |")
-        out.append("|" + "---|" * (3 + len(cols)))
-        for (m, f, mods), g in d.groupby(group, sort=False):
-            cells = [
-                _fmt(g["recall@20"]),
-                _fmt(g["ndcg@20"]),
-                _fmt(g["sparse ndcg@20"]),
-                _fmt(g["rmse"]) if g["rmse"].notna().any() else "-",
-                f"{g['fit s'].mean():.0f}",
-                f"{g['test eval s'].mean():.2f}",
-                "-" if g["params"].isna().all() else f"{g['params'].mean():,.0f}",
-                ",".join(str(s) for s in sorted(g.seed)),
-            ]
-            out.append(f"| {m} | {f} | {mods} | " + " | ".join(cells) + " |")
-        out.append("")
-        ref = mean_rmse(d["split_dir"].iloc[0])
-        out.append(
-            f"Rating reference on this split: test RMSE of the global training mean {ref['global mean']:.4f}, "
-            f"of each item's training mean {ref['item mean']:.4f}.\n"
-        )
-        fr = d[d.model == "fusion_rec"]
-        none = fr[fr.modalities == "none"]["ndcg@20"].mean()
-        if not np.isnan(none):
-            out.append(
-                f"Per-modality contribution ({protocol}): test NDCG@20 of fusion_rec minus fusion_rec "
-                f"without modalities ({none:.4f}), by fusion\n"
-            )
-            out.append("| fusion | text | image | text+image |")
-            out.append("|---|---|---|---|")
-            for f, g in fr[fr.fusion != "-"].groupby("fusion", sort=False):
-                cells = []
-                for mods in ("text", "image", "text+image"):
-                    v = g[g.modalities == mods]["ndcg@20"]
-                    cells.append("-" if v.empty else f"{v.mean() - none:+.4f}")
-                out.append(f"| {f} | " + " | ".join(cells) + " |")
-            out.append("")
-        att = [c for c in d.columns if c.startswith("fusion/attention_")]
-        a = d[(d.fusion == "attention")].dropna(subset=att) if att else d.iloc[:0]
-        if not a.empty:
-            out.append(f"Mean attention weight per source ({protocol}, fusion_rec attention, over all items)\n")
-            out.append("| modalities | " + " | ".join(c.removeprefix("fusion/attention_") for c in att) + " |")
-            out.append("|---|" + "---|" * len(att))
-            for mods, g in a.groupby("modalities", sort=False):
-                out.append(
-                    f"| {mods} | " + " | ".join("-" if g[c].isna().all() else f"{g[c].mean():.3f}" for c in att) + " |"
-                )
-            out.append("")
-    return "\n".join(out)
+def write_tables(uri: str, out: Path, command: str) -> dict[str, tables.Table]:
+    """Build the tables from the store at ``uri`` and write ``tables.md``, ``runs.tsv``, ``table.tex``,
+    ``table.csv`` into ``out``."""
+    runs = load(uri)
+    built = build(runs)
+    tables.write(built, runs, out, command, make_plots=False, markdown="tables.md", intro=INTRO)
+    return built

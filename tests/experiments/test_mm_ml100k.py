@@ -1,15 +1,15 @@
-"""The ML-100K-MM grid: every entry composes and validates; tables by hand on a two-run record."""
+"""The ML-100K-MM grid: every entry composes and validates; resuming from MLflow; its tables from the runs."""
 
 from __future__ import annotations
-
-import json
 
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
 from mmbench.config import CONF_DIR, validate
-from mmbench.experiments.mm_ml100k import PROTOCOLS, entries, key, load_rows, sparse_user_ndcg, tables
+from mmbench.experiments import mm_ml100k
+from mmbench.experiments.mm_ml100k import PROTOCOLS, entries, key, run_grid, write_tables
+from tests.conftest import log_mlflow_run
 
 
 def test_entries_compose_and_are_unique(tmp_path, monkeypatch):
@@ -25,47 +25,72 @@ def test_entries_compose_and_are_unique(tmp_path, monkeypatch):
             assert cfg.encoders.image._target_.endswith("SeedCNN") and cfg.encoders.image.out_dim is None
 
 
-def write_run(tmp_path, name, model, mods, ndcgs):
-    split = tmp_path / "split"
-    split.mkdir(exist_ok=True)
-    # users 1 and 2 have 1 training event, users 3 and 4 have 3: the lowest quartile is {1, 2}
-    ratings = [1, 2, 3, 3, 3, 4, 4, 4]  # mean 3; item k has rating ratings[k]
-    pd.DataFrame({"user": [1, 2, 3, 3, 3, 4, 4, 4], "item": range(8), "rating": ratings, "timestamp": 0}).to_csv(
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """An empty work dir whose MLflow store the grid uses by default."""
+    monkeypatch.setenv("MMBENCH_WORK_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path, f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def log(uri, protocol, model, fusion, mods, seed, start, status="FINISHED", metrics=None, per_user=None, **more):
+    tags = {"protocol": protocol, "model": model, "fusion": fusion, "modalities": mods, "seed": str(seed), **more}
+    params = {"eval.sparse_quantile": "0.25"}
+    return log_mlflow_run(uri, "mm_ml100k", tags, metrics or {}, start, per_user, params, status)
+
+
+def test_grid_resumes_from_finished_mlflow_runs(work, monkeypatch):
+    _, uri = work
+    log(uri, "warm", "pop", "-", "none", 0, 1)
+    log(uri, "cold", "pop", "-", "none", 0, 2, status="FAILED")  # not done: run again
+    log(uri, "warm", "fusionrec", "early", "none", 0, 3)  # an older run's tags: fusion_rec without modalities
+    log(uri, "warm", "fusion_rec", "attention", "text+image", 1, 4)  # another seed
+    ran = []
+    monkeypatch.setattr(mm_ml100k.pipeline, "run", lambda cfg: ran.append({**cfg.tags, "seed": cfg.seed}))
+    run_grid([0], ["warm", "cold"], [], only=["pop", "fusion_rec"])
+    got = [(t["protocol"], t["model"], t["fusion"], t["modalities"]) for t in ran]
+    fr = [e for e in entries() if e.model == "fusion_rec"]
+    expected = [("cold", "pop", "-", "none")]
+    expected += [(p, e.model, e.fusion, e.modalities) for e in fr for p in ("warm", "cold")]
+    expected.remove(("warm", "fusion_rec", "-", "none"))
+    assert sorted(got) == sorted(expected) and len(got) == len(set(got)) == 2 * len(fr)
+    assert all(t["model"] in ("pop", "fusion_rec") and t["seed"] == 0 for t in ran)  # grid names, not class names
+
+
+def test_tables_md_and_runs_tsv_from_the_store(work, tmp_path):
+    work_dir, uri = work
+    split = work_dir / "split"
+    split.mkdir()
+    pd.DataFrame({"user": [1, 2], "item": [1, 2], "rating": [2, 4], "timestamp": 0}).to_csv(
         split / "train.tsv", sep="\t", index=False
     )
-    pd.DataFrame({"user": [1, 2], "item": [1, 99], "rating": [2, 5], "timestamp": 0}).to_csv(
+    pd.DataFrame({"user": [1, 2], "item": [1, 3], "rating": [2, 5], "timestamp": 0}).to_csv(
         split / "test.tsv", sep="\t", index=False
     )
-    art = tmp_path / name / "metrics"
-    art.mkdir(parents=True)
-    pd.DataFrame({"user": [1, 2, 3, 4], "ndcg@20": ndcgs}).to_csv(art / "per_user_test.tsv", sep="\t", index=False)
-    metrics = {"test/ndcg@20": sum(ndcgs) / 4, "test/recall@20": 0.5, "time/fit_s": 2.0, "time/eval_test_s": 0.1}
-    return {
-        "key": name,
-        "protocol": "warm",
-        "model": model,
-        "fusion": "early" if mods != "none" else "-",
-        "modalities": mods,
-        "seed": 0,
-        "run_id": name,
-        "artifact_uri": (tmp_path / name).as_uri(),
-        "split_dir": str(split),
-        "split_fingerprint": "abc" * 10,
-        "overrides": [],
-        "metrics": metrics,
-    }
-
-
-def test_sparse_bucket_and_tables_by_hand(tmp_path):
-    rows = [
-        write_run(tmp_path, "a", "fusion_rec", "none", [0.0, 0.2, 0.4, 0.6]),
-        write_run(tmp_path, "b", "fusion_rec", "text", [0.4, 0.6, 0.4, 0.6]),
-    ]
-    assert sparse_user_ndcg(rows[0]) == pytest.approx(0.1)
-    record = tmp_path / "runs.jsonl"
-    record.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    md = tables(load_rows(record))
-    assert "| fusion_rec | - | none | 0.5000 (n=1) | 0.3000 (n=1) | 0.1000 (n=1) |" in md
-    assert "| early | +0.2000 | - | - |" in md  # text adds 0.5 - 0.3 NDCG@20
-    # global mean 3: errors -1, 2 -> sqrt(5/2); item means: item 1 -> 2 (error 0), item 99 unseen -> 3 (error 2)
-    assert f"global training mean {(5 / 2) ** 0.5:.4f}, of each item's training mean {2**0.5:.4f}" in md
+    base = {"test/recall@20": 0.5, "test/sparse/ndcg@20": 0.1, "time/fit_s": 1.0, "time/eval_test_s": 0.1}
+    pu = pd.DataFrame({"user": ["1", "2"], "recall@20": [0.4, 0.6], "ndcg@20": [0.2, 0.4]})
+    split_tags = {"split_fingerprint": "f" * 64, "split_dir": str(split)}
+    ids = []
+    for i, (model, fusion, mods, seed, ndcg) in enumerate(
+        [
+            ("fusionrec", "early", "none", 0, 0.30),  # older tags, read as fusion_rec / - / none
+            ("fusion_rec", "-", "none", 1, 0.20),
+            ("fusion_rec", "late", "text", 0, 0.45),
+            ("fusion_rec", "late", "text", 1, 0.35),
+        ]
+    ):
+        metrics = base | {"test/ndcg@20": ndcg}
+        ids.append(log(uri, "warm", model, fusion, mods, seed, 1 + i, metrics=metrics, per_user=pu, **split_tags))
+    out = tmp_path / "out"
+    built = write_tables(mm_ml100k.tracking_uri(), out, "python scripts/mm_ml100k.py --tables-only")
+    md = (out / "tables.md").read_text()
+    # recall ties: both bold; ndcg: mean and sample std of 0.3 and 0.2, second best
+    assert "| fusion_rec | - | none | **0.5000 ± 0.0000** | <u>0.2500 ± 0.0707</u> |" in md
+    assert "| late | +0.1500 | – | – |" in md  # 0.40 - 0.25
+    assert "Baseline of the tests: fusion_rec / - / none." in md
+    # global mean 3: errors -1, 2; item 1 mean 2 (error 0), item 3 unseen: 3 (error 2)
+    assert "| global training mean | 1.5811 |" in md and "| item training mean | 1.4142 |" in md
+    runs = pd.read_csv(out / "runs.tsv", sep="\t", dtype=str)
+    assert runs["run_id"].tolist() == ids and set(runs["model"]) == {"fusion_rec"}
+    assert runs["fusion"].tolist() == ["-", "-", "late", "late"] and runs["seed"].tolist() == ["0", "1", "0", "1"]
+    assert list(built) == ["warm"] and "test/rmse" not in built["warm"].metrics  # no rating model ran
