@@ -21,7 +21,7 @@ from mmbench.experiments.mm_ml100k import run_grid, tracking_uri, write_tables
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--protocols", nargs="+", default=["warm", "cold"])
+    ap.add_argument("--protocols", nargs="+", default=["warm", "cold", "cold_user"])
     ap.add_argument("--only", nargs="*", help="model names to run (default: all)")
     ap.add_argument("--tracking-uri", default=None, help="MLflow store (default: the one the runs use)")
     ap.add_argument("--budget-min", type=float, default=None, help="stop starting runs after this many minutes")

@@ -27,7 +27,7 @@ from mmbench.evaluation.metrics import metric_key
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "mm_ml100k"
-PROTOCOLS = {"warm": [], "cold": ["split=cold_item", "eval.candidates=target"]}
+PROTOCOLS = {"warm": [], "cold": ["split=cold_item", "eval.candidates=target"], "cold_user": ["split=cold_user"]}
 SEED_ENCODERS = [
     "encoder@encoders.image=seed_cnn",
     "encoders.image.out_dim=null",
@@ -47,18 +47,24 @@ class Entry:
     fusion: str
     modalities: str
     overrides: tuple[str, ...]
+    protocols: tuple[str, ...] = ("warm", "cold")  # where the entry runs
+
+
+USERS = ("+encoder@user_encoders.demographics=demographics",)  # age, gender, occupation
+NO_USER_ID = (*USERS, "model.user_id_embedding=false")
+ALL = tuple(PROTOCOLS)
 
 
 def entries() -> list[Entry]:
     """Every configuration of one protocol and seed, most important first."""
     fr = ("model=fusion_rec",)
     out = [
-        Entry("pop", "-", "none", ("model=pop",)),
-        Entry("random", "-", "none", ("model=random",)),
+        Entry("pop", "-", "none", ("model=pop",), ALL),
+        Entry("random", "-", "none", ("model=random",), ALL),
         Entry("itemknn", "-", "none", ("model=itemknn",)),
-        Entry("bpr", "-", "none", ("model=bpr",)),
+        Entry("bpr", "-", "none", ("model=bpr",), ALL),
         Entry("lightgcn", "-", "none", ("model=lightgcn",)),
-        Entry("fusion_rec", "-", "none", (*fr, "model.modalities=[]")),
+        Entry("fusion_rec", "-", "none", (*fr, "model.modalities=[]"), ALL),
     ]
     for f in ("early", "attention", "late"):
         out.append(
@@ -80,6 +86,22 @@ def entries() -> list[Entry]:
     out += [
         Entry("seed_cnn_lstm", "concat", "text+image", ("model=seed_cnn_lstm", *SEED_ENCODERS)),
         Entry("seed_cnn_lstm_personal", "concat", "text+image", ("model=seed_cnn_lstm_personal", *SEED_ENCODERS)),
+        # user-side features: id embedding + projected demographics; without the id, for users never seen
+        Entry("fusion_rec", "-", "user demographics", (*fr, "model.modalities=[]", *USERS), ("warm", "cold_user")),
+        Entry(
+            "fusion_rec",
+            "-",
+            "user demographics, no user id",
+            (*fr, "model.modalities=[]", *NO_USER_ID),
+            ("cold_user",),
+        ),
+        Entry(
+            "fusion_rec",
+            "early",
+            "text+image, user demographics, no user id",
+            (*fr, "fusion@model.fusion=early", "model.modalities=[text,image]", *NO_USER_ID),
+            ("cold_user",),
+        ),
     ]
     return out
 
@@ -140,6 +162,8 @@ def run_grid(
             if only and e.model not in only:
                 continue
             for protocol in protocols:
+                if protocol not in e.protocols:
+                    continue
                 k = key(protocol, e, seed)
                 if k in done:
                     continue
@@ -166,6 +190,8 @@ INTRO = f"""Test metrics of the runs of the MLflow experiment `{EXPERIMENT}`, on
 rows by the tags model / fusion / modalities. sparse = the users with at most the `eval.sparse_quantile` (0.25)
 quantile of training events. Warm protocol: per-user random 80/10/10 split. Cold protocol: 10%/10% of items held
 out for val/test, each user's held-out items ranked among the held-out items (`eval.candidates=target`).
+Cold-user protocol (`split=cold_user`): 10%/10% of users held out entirely for val/test, ranked over the whole
+catalogue; only user features (`user_encoders`: age, gender, occupation) describe them.
 Significance tests are against `{BASELINE}` (fusion_rec without modalities, i.e. BPR-MF: the no-content
 counterpart of every fusion_rec row); the contribution tables subtract its NDCG@20."""
 

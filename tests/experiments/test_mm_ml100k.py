@@ -17,12 +17,20 @@ def test_entries_compose_and_are_unique(tmp_path, monkeypatch):
     keys = [key(p, e, 0) for e in entries() for p in PROTOCOLS]
     assert len(keys) == len(set(keys))
     for e in entries():
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=["experiment=mm_ml100k", *PROTOCOLS["cold"], *e.overrides])
-        validate(cfg)
-        assert cfg.eval.candidates == "target"
+        assert set(e.protocols) <= set(PROTOCOLS)
+        for protocol in e.protocols:
+            with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+                cfg = compose("config", overrides=["experiment=mm_ml100k", *PROTOCOLS[protocol], *e.overrides])
+            validate(cfg)
+            assert (cfg.eval.candidates == "target") == (protocol == "cold")
+            assert cfg.split._target_.endswith(
+                {"warm": "RandomSplit", "cold": "ColdItemSplit"}.get(protocol, "ColdUserSplit")
+            )
         if e.model.startswith("seed"):
             assert cfg.encoders.image._target_.endswith("SeedCNN") and cfg.encoders.image.out_dim is None
+        if "demographics" in e.modalities:
+            assert "demographics" in cfg.user_encoders
+            assert cfg.model.user_id_embedding == ("no user id" not in e.modalities)
 
 
 @pytest.fixture
@@ -51,9 +59,11 @@ def test_grid_resumes_from_finished_mlflow_runs(work, monkeypatch):
     got = [(t["protocol"], t["model"], t["fusion"], t["modalities"]) for t in ran]
     fr = [e for e in entries() if e.model == "fusion_rec"]
     expected = [("cold", "pop", "-", "none")]
-    expected += [(p, e.model, e.fusion, e.modalities) for e in fr for p in ("warm", "cold")]
+    expected += [(p, e.model, e.fusion, e.modalities) for e in fr for p in ("warm", "cold") if p in e.protocols]
     expected.remove(("warm", "fusion_rec", "-", "none"))
-    assert sorted(got) == sorted(expected) and len(got) == len(set(got)) == 2 * len(fr)
+    assert sorted(got) == sorted(expected) and len(got) == len(set(got))
+    assert ("warm", "fusion_rec", "-", "user demographics") in got  # entries run only on their own protocols
+    assert not any(p == "cold" and "demographics" in m for p, _, _, m in got)
     assert all(t["model"] in ("pop", "fusion_rec") and t["seed"] == 0 for t in ran)  # grid names, not class names
 
 
