@@ -430,7 +430,9 @@ def build(
     if contribution is not None:
         if baseline is None:
             raise TableError("a contribution section needs a baseline row")
-        t.sections.append(_contribution(t, contribution))
+        section = _contribution(t, contribution)
+        if len(section.frame):  # no row differs from the baseline in the compared tags: nothing to show
+            t.sections.append(section)
     for prefix in means:
         cols_p = _prefixed(runs, [prefix])
         m = cols_p.groupby(label, sort=False).mean().dropna(how="all")

@@ -296,6 +296,11 @@ def test_tables_split_by_protocol_from_a_real_store(store, caplog):
     assert cold.pvalues.loc[
         "fusion_rec / early / text", ["test/recall@20", "test/ndcg@20", "test/sparse/ndcg@20"]
     ].tolist() == pytest.approx(holm(np.array(raw_cold)).tolist())
+    # a contribution over modalities no row has (e.g. a protocol with user features only) is left out
+    only_user = {**OPTIONS, "contribution": Contribution("test/ndcg@20", "fusion", "modalities", ("audio",))}
+    bare = build_tables(load_runs(uri, "mm"), "protocol", **only_user)["cold"]
+    with pytest.raises(KeyError, match="no section 'contribution'"):
+        bare.section("contribution")
 
 
 def test_split_check_applies_per_table(store):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -199,6 +200,10 @@ counterpart of every fusion_rec row); the contribution tables subtract its NDCG@
 def build(runs: pd.DataFrame) -> dict[str, tables.Table]:
     """The per-protocol tables of the grid's runs (``test/rmse`` only if some run logs it)."""
     metrics = [m for m in METRICS if m != "test/rmse" or metric_key(m) in runs.columns]
+    position = {(e.model, e.fusion, e.modalities): n for n, e in enumerate(entries())}
+    if {"tags.model", "tags.fusion", "tags.modalities"} <= set(runs.columns):  # rows in the grid's order
+        keys = zip(runs["tags.model"], runs["tags.fusion"], runs["tags.modalities"], strict=True)
+        runs = runs.iloc[np.argsort([position.get(k, len(position)) for k in keys], kind="stable")]
     has_base = {"tags.model", "tags.fusion", "tags.modalities"} <= set(runs.columns) and (
         tables.row_labels(runs, ROWS) == BASELINE
     ).any()

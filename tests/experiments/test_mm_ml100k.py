@@ -83,10 +83,10 @@ def test_tables_md_and_runs_tsv_from_the_store(work, tmp_path):
     ids = []
     for i, (model, fusion, mods, seed, ndcg) in enumerate(
         [
+            ("fusion_rec", "late", "text", 0, 0.45),  # run first, listed after the baseline (the grid's order)
+            ("fusion_rec", "late", "text", 1, 0.35),
             ("fusionrec", "early", "none", 0, 0.30),  # older tags, read as fusion_rec / - / none
             ("fusion_rec", "-", "none", 1, 0.20),
-            ("fusion_rec", "late", "text", 0, 0.45),
-            ("fusion_rec", "late", "text", 1, 0.35),
         ]
     ):
         metrics = base | {"test/ndcg@20": ndcg}
@@ -101,6 +101,7 @@ def test_tables_md_and_runs_tsv_from_the_store(work, tmp_path):
     # global mean 3: errors -1, 2; item 1 mean 2 (error 0), item 3 unseen: 3 (error 2)
     assert "| global training mean | 1.5811 |" in md and "| item training mean | 1.4142 |" in md
     runs = pd.read_csv(out / "runs.tsv", sep="\t", dtype=str)
-    assert runs["run_id"].tolist() == ids and set(runs["model"]) == {"fusion_rec"}
+    assert runs["run_id"].tolist() == ids[2:] + ids[:2] and set(runs["model"]) == {"fusion_rec"}  # in row order
     assert runs["fusion"].tolist() == ["-", "-", "late", "late"] and runs["seed"].tolist() == ["0", "1", "0", "1"]
+    assert built["warm"].rows == ["fusion_rec / - / none", "fusion_rec / late / text"]
     assert list(built) == ["warm"] and "test/rmse" not in built["warm"].metrics  # no rating model ran
