@@ -104,25 +104,15 @@ def fit(
 
 
 def encode(
-    cfg: DictConfig, ds: Dataset, tracker: MLflowTracker
+    cfg: DictConfig, ds: Dataset, tracker: MLflowTracker, side: str = "encoders"
 ) -> tuple[dict[str, ModalityFeatures], dict[str, float]]:
-    """The encoder stage: ``cfg.encoders`` (modality -> encoder) into item features; nothing when empty."""
-    encoders = {str(m): instantiate(c) for m, c in (cfg.get("encoders") or {}).items()}
+    """The encoder stage: ``cfg.<side>`` (modality -> encoder) into item features (``encoders``) or user features
+    (``user_encoders``; masked where a user has none); nothing when empty."""
+    encoders = {str(m): instantiate(c) for m, c in (cfg.get(side) or {}).items()}
     if not encoders:
         return {}, {}
-    features, tags, times = build_features(encoders, ds, cfg.paths.cache_dir)
-    tracker.set_tags(tags)
-    return features, times
-
-
-def encode_users(
-    cfg: DictConfig, ds: Dataset, tracker: MLflowTracker
-) -> tuple[dict[str, ModalityFeatures], dict[str, float]]:
-    """The same for ``cfg.user_encoders``: per-user features (masked where a user has none); nothing when empty."""
-    encoders = {str(m): instantiate(c) for m, c in (cfg.get("user_encoders") or {}).items()}
-    if not encoders:
-        return {}, {}
-    features, tags, times = build_user_features(encoders, ds, cfg.paths.cache_dir)
+    build = build_user_features if side == "user_encoders" else build_features
+    features, tags, times = build(encoders, ds, cfg.paths.cache_dir)
     tracker.set_tags(tags)
     return features, times
 
@@ -227,7 +217,7 @@ def run(cfg: DictConfig) -> RunResult:
 
             t = time.perf_counter()
             features, enc_times = encode(cfg, ds, tracker)
-            user_features, user_times = encode_users(cfg, ds, tracker)
+            user_features, user_times = encode(cfg, ds, tracker, "user_encoders")
             times.update(enc_times | user_times)
             if features or user_features:
                 times["time/encode_s"] = time.perf_counter() - t

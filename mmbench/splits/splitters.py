@@ -107,9 +107,11 @@ def _hold_out(ids: np.ndarray, n: int, val_ratio: float, test_ratio: float, seed
     return label[ids]
 
 
-class ColdItemSplit(Splitter):
-    """A random ``val_ratio`` / ``test_ratio`` share of the items with events: all their events go to val / test,
-    so those items never appear in training."""
+class _ColdSplit(Splitter):
+    """A random ``val_ratio`` / ``test_ratio`` share of the ``side``'s ids with events: all their events go to
+    val / test, so those ids never appear in training."""
+
+    side = "items"
 
     def __init__(self, val_ratio: float = 0.1, test_ratio: float = 0.1, seed: int = 0) -> None:
         _check_ratios(val_ratio, test_ratio)
@@ -117,21 +119,21 @@ class ColdItemSplit(Splitter):
 
     def assign(self, ds: Dataset) -> np.ndarray:
         inter = ds.interactions
-        return _hold_out(inter.items, inter.n_items, self.val_ratio, self.test_ratio, self.seed)
+        ids, n = (inter.users, inter.n_users) if self.side == "users" else (inter.items, inter.n_items)
+        return _hold_out(ids, n, self.val_ratio, self.test_ratio, self.seed)
 
 
-class ColdUserSplit(Splitter):
+class ColdItemSplit(_ColdSplit):
+    """A random ``val_ratio`` / ``test_ratio`` share of the items with events: all their events go to val / test,
+    so those items never appear in training."""
+
+
+class ColdUserSplit(_ColdSplit):
     """A random ``val_ratio`` / ``test_ratio`` share of the users with events: all their events go to val / test,
     so those users never appear in training and are ranked over the whole catalogue (with ``eval.candidates=all``
     nothing of theirs is excluded). Only their user features, if any, describe them."""
 
-    def __init__(self, val_ratio: float = 0.1, test_ratio: float = 0.1, seed: int = 0) -> None:
-        _check_ratios(val_ratio, test_ratio)
-        self.val_ratio, self.test_ratio, self.seed = val_ratio, test_ratio, seed
-
-    def assign(self, ds: Dataset) -> np.ndarray:
-        inter = ds.interactions
-        return _hold_out(inter.users, inter.n_users, self.val_ratio, self.test_ratio, self.seed)
+    side = "users"
 
 
 class KFoldSplit(Splitter):
