@@ -213,6 +213,7 @@ def run(cfg: DictConfig) -> RunResult:
             times["time/data_s"] = time.perf_counter() - t
             tracker.set_tags(
                 {"dataset": ds.name, "split_fingerprint": split.fingerprint, "split_dir": str(split.directory)}
+                | {f"data_sha256.{name}": digest for name, digest in ds.files.items()}
             )
 
             t = time.perf_counter()

@@ -123,6 +123,9 @@ class Dataset:
     content: dict[str, ItemContent] = field(default_factory=dict)
     source: Path | None = None  # folder the data was read from, for splitters that read files beside it
     user_content: dict[str, UserContent] = field(default_factory=dict)
+    # SHA-256 of every data file read (file name -> hex digest): logged as tags ``data_sha256.<name>`` so tables
+    # never mix copies of a dataset; the split fingerprint already covers the data by content.
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_users(self) -> int:
@@ -157,6 +160,7 @@ class Dataset:
                 self.content,
                 self.source,
                 self.user_content,
+                self.files,
             )
         keep_u, new_u = np.unique(inter.users, return_inverse=True)
         keep_i, new_i = np.unique(inter.items, return_inverse=True)
@@ -177,6 +181,7 @@ class Dataset:
             {m: c.take(keep_i) for m, c in self.content.items()},
             self.source,
             {m: c.take(keep_u) for m, c in self.user_content.items()},
+            self.files,
         )
 
     def to_frame(self, inter: Interactions) -> pd.DataFrame:

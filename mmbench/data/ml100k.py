@@ -17,7 +17,7 @@ import pandas as pd
 
 from mmbench.data.base import DatasetLoader
 from mmbench.data.interactions import Dataset, UserContent, build_dataset
-from mmbench.data.readers import read_delimited
+from mmbench.data.readers import file_sha256, read_delimited
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,7 @@ class MovieLens100K(DatasetLoader):
             items,
         )
         ds.source = root
+        ds.files = {name: file_sha256(root / name) for name in FILE_SHA256}
         known = ds.user_table[["age", "gender", "occupation"]].notna().any(axis=1).to_numpy()
         ds.user_content = {"demographics": UserContent("demographics", ds.user_table, known)}
         return ds

@@ -44,3 +44,13 @@ def test_download_checks_the_checksum(tmp_path, monkeypatch, data_dir):
     root = ml100k.resolve_ml100k(None, str(tmp_path / "cache"), True, url)
     assert (root / "u.data").is_file()
     assert ml100k.resolve_ml100k(None, str(tmp_path / "cache"), False) == root  # the cache is found next time
+
+
+def test_data_files_digests_are_recorded(ml100k, data_dir):
+    """Each file read is hashed (chunked) and equals hashlib's digest of the whole file: the run tags them."""
+    import hashlib
+
+    assert set(ml100k.files) == {"u.data", "u.item", "u.user"}
+    for name, digest in ml100k.files.items():
+        assert digest == hashlib.sha256((data_dir / "movielens" / "ml-100k" / name).read_bytes()).hexdigest()
+    assert ml100k.restrict(np.arange(10)).files == ml100k.files
