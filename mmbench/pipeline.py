@@ -134,19 +134,27 @@ def give_user_features(model: Recommender, features: dict[str, ModalityFeatures]
         log.warning("%s uses no user features: user_encoders %s are ignored", type(model).__name__, sorted(features))
 
 
-def save_result(ds: Dataset, result: EvalResult, folder: Path, part: str, topk: bool) -> None:
+def save_result(
+    ds: Dataset, result: EvalResult, folder: Path, part: str, topk: bool, sparse: np.ndarray | None = None
+) -> None:
+    """``metrics/per_user_<part>.tsv`` (raw user id, every metric and, with ``sparse``, the evaluator's 0/1
+    sparse-user flag) and, with ``topk``, ``recommendations/<part>_topk.tsv`` (empty top-K slots left out)."""
     (folder / "metrics").mkdir(parents=True, exist_ok=True)
     per_user = pd.DataFrame({"user": ds.user_ids[result.users], **result.per_user})
+    if sparse is not None:
+        per_user["sparse"] = sparse.astype(np.int8)
     per_user.to_csv(folder / "metrics" / f"per_user_{part}.tsv", sep="\t", index=False, float_format="%.10g")
     if topk:
         (folder / "recommendations").mkdir(exist_ok=True)
         n, k = result.topk_items.shape
+        items = result.topk_items.ravel()
+        ranked = items >= 0
         pd.DataFrame(
             {
-                "user": np.repeat(ds.user_ids[result.users], k),
-                "rank": np.tile(np.arange(1, k + 1), n),
-                "item": ds.item_ids[result.topk_items.ravel()],
-                "score": result.topk_scores.ravel(),
+                "user": np.repeat(ds.user_ids[result.users], k)[ranked],
+                "rank": np.tile(np.arange(1, k + 1), n)[ranked],
+                "item": ds.item_ids[items[ranked]],
+                "score": result.topk_scores.ravel()[ranked],
             }
         ).to_csv(folder / "recommendations" / f"{part}_topk.tsv", sep="\t", index=False, float_format="%.8g")
 
@@ -236,7 +244,7 @@ def run(cfg: DictConfig) -> RunResult:
             times["time/eval_val_s"] = time.perf_counter() - t
             metrics = {f"val/{k}": v for k, v in (val.means | evaluator.sparse_means(val, split.train)).items()}
             metrics["val/n_users"] = val.n_users
-            save_result(ds, val, work, "val", topk=False)
+            save_result(ds, val, work, "val", topk=False, sparse=evaluator.sparse_flags(val, split.train))
             if cfg.evaluate_test:
                 t = time.perf_counter()
                 test = evaluator.evaluate(model, split.test, [split.train, split.val], keep_topk=True, desc="test")
@@ -245,7 +253,7 @@ def run(cfg: DictConfig) -> RunResult:
                     {f"test/{k}": v for k, v in (test.means | evaluator.sparse_means(test, split.train)).items()}
                 )
                 metrics["test/n_users"] = test.n_users
-                save_result(ds, test, work, "test", topk=True)
+                save_result(ds, test, work, "test", topk=True, sparse=evaluator.sparse_flags(test, split.train))
             metrics.update({**times, **fit_facts})
             if isinstance(model, MultimodalRecommender):
                 metrics.update(model.diagnostics())

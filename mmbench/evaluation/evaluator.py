@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,9 +17,56 @@ from mmbench.models.base import Recommender
 from mmbench.models.random import mix64
 
 
+@contextmanager
+def scoring(model: Recommender) -> Iterator[None]:
+    """Score ``model`` as at test time: a ``torch.nn.Module`` in ``eval()`` mode (no dropout, BatchNorm on its
+    running statistics) under ``torch.no_grad()``; its previous mode is restored afterwards."""
+    was_training = isinstance(model, torch.nn.Module) and model.training
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def tie_keys(users: torch.Tensor, n_items: int, seed: int, items: torch.Tensor | None = None) -> torch.Tensor:
+    """``[len(users), n_items]`` int64 tie-break keys: a seeded hash of (user, item). Among equal scores the
+    smaller key ranks first; a user's keys do not depend on the batch or device."""
+    items = torch.arange(n_items, device=users.device) if items is None else items
+    return mix64((users.long()[:, None] * n_items + items[None, :]) * 1_000_003 + seed * 7919 + 1)
+
+
+def select_topk(scores: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the ``k`` best columns ordered by (score descending, key ascending), and their scores.
+
+    O(n) per row, no sort of the row: ``v`` = the k-th largest score; every column scoring above ``v`` is in,
+    the remaining places go to the columns scoring exactly ``v`` with the smallest keys; only the ``k`` chosen
+    are then sorted (stably: by key, then by score). ``torch.topk``'s own order among equal values never matters.
+    """
+    k = min(k, scores.shape[1])
+    if k == 0:
+        return torch.zeros((scores.shape[0], 0), dtype=torch.long, device=scores.device), scores[:, :0]
+    v = torch.topk(scores, k, dim=1).values[:, -1:]
+    big = torch.iinfo(torch.int64).max
+    # above v: priority -1 (all of them fit, fewer than k score above the k-th value); at v: the key; below: never
+    priority = torch.where(scores > v, torch.full_like(keys, -1), torch.where(scores == v, keys, big))
+    chosen = torch.topk(priority, k, dim=1, largest=False).indices
+    by_key = torch.sort(keys.gather(1, chosen), dim=1, stable=True).indices
+    chosen = chosen.gather(1, by_key)
+    by_score = torch.sort(scores.gather(1, chosen), dim=1, descending=True, stable=True).indices
+    chosen = chosen.gather(1, by_score)
+    return chosen, scores.gather(1, chosen)
+
+
 @dataclass
 class EvalResult:
-    """Mean metrics, per-user values and (optionally) each user's top-K list, over contiguous user ids."""
+    """Mean metrics, per-user values and (optionally) each user's top-K list, over contiguous user ids.
+
+    A top-K slot without a rankable item (the user has fewer than K non-excluded candidates) holds item -1 and
+    score NaN; it is a miss."""
 
     means: dict[str, float]
     users: np.ndarray
@@ -117,45 +165,34 @@ class Evaluator:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Top-``max_k`` items and scores for ``users`` with excluded items (and non-candidates) masked, their
         0/1 hits, and the per-user values of the full-ranking metrics asked for (computed here, where all
-        scores are)."""
+        scores are). Equal scores are ordered by :func:`tie_keys`; a masked item is never ranked: where fewer
+        than K items are rankable the remaining slots hold item -1, score NaN and no hit."""
         device = model.device
         u = torch.as_tensor(users, device=device)
         with torch.no_grad():
             scores = model.score(u).float()
         full_names = [m for m in self.metrics if m in FULL_RANKING_METRICS]
-        candidate = None
-        if full_names:
-            candidate = torch.ones(scores.shape, dtype=torch.bool, device=device)
-            _fill(candidate, excl[users], False)
-        _fill(scores, excl[users], float("-inf"))
+        rankable = torch.ones(scores.shape, dtype=torch.bool, device=device)
+        _fill(rankable, excl[users], False)
         if candidates is not None:
-            outside = torch.as_tensor(~candidates, device=device)
-            scores[:, outside] = float("-inf")
-            if candidate is not None:
-                candidate[:, outside] = False
-        k = min(self.max_k, scores.shape[1] if candidates is None else int(candidates.sum()))
-        order = self.tie_order(u, scores.shape[1])
-        top_scores, top_pos = torch.topk(scores.gather(1, order), k, dim=1)
-        top_items = order.gather(1, top_pos)
+            rankable[:, torch.as_tensor(~candidates, device=device)] = False
+        scores = scores.masked_fill(~rankable, float("-inf"))
+        top_items, top_scores = select_topk(scores, self.tie_order(u, scores.shape[1]), self.max_k)
+        empty = ~rankable.gather(1, top_items)
         dense_rel = torch.zeros(scores.shape, dtype=torch.float64, device=device)
         _fill(dense_rel, rel[users], 1.0)
+        hits = dense_rel.gather(1, top_items).masked_fill(empty, 0.0)
         full = {}
         if full_names:
             relevant = dense_rel > 0
-            full = {m: FULL_RANKING_METRICS[m].fn(scores, relevant, candidate) for m in full_names}
-        return top_items, top_scores, dense_rel.gather(1, top_items), full
+            full = {m: FULL_RANKING_METRICS[m].fn(scores, relevant, rankable) for m in full_names}
+        return top_items.masked_fill(empty, -1), top_scores.masked_fill(empty, float("nan")), hits, full
 
     def tie_order(self, users: torch.Tensor, n_items: int) -> torch.Tensor:
-        """Per user, a random order of the items (a hash of ``tie_seed``, user and item) in which equal scores
-        are ranked.
-
-        ``torch.topk`` keeps equal scores in column order; item-id order would let the ids decide (ML-100K's ids
-        follow popularity) and one shared order would favour the same items for everybody. The order of a user
-        does not depend on the batch it is evaluated in.
-        """
-        items = torch.arange(n_items, device=users.device)
-        keys = mix64((users.long()[:, None] * n_items + items[None, :]) * 1_000_003 + self.tie_seed * 7919 + 1)
-        return torch.argsort(keys, dim=1)
+        """Per user, the tie-break keys of the items (:func:`tie_keys` with ``tie_seed``): equal scores rank by
+        ascending key, a random order per user. Item-id order would let the ids decide (ML-100K's ids follow
+        popularity) and one shared order would favour the same items for everybody."""
+        return tie_keys(users, n_items, self.tie_seed)
 
     def per_user(
         self, hits: torch.Tensor, n_rel: torch.Tensor, full: dict[str, torch.Tensor] | None = None
@@ -167,14 +204,22 @@ class Evaluator:
         out = {f"{m}@{k}": RANKING_METRICS[m].fn(hits, n_rel, k) for m in topk for k in self.ks}
         return out | (full or {})
 
-    def sparse_means(self, result: EvalResult, train: Interactions) -> dict[str, float]:
-        """``sparse/<metric>``: means over the evaluated users whose number of training events is at most the
-        ``sparse_quantile`` quantile of all users' counts (users without training events count 0): the
-        less active users, where content is expected to help most. Empty without ``sparse_quantile``."""
-        if self.sparse_quantile is None or not len(result.users):
-            return {}
+    def sparse_flags(self, result: EvalResult, train: Interactions) -> np.ndarray | None:
+        """Per evaluated user (``result.users``): whether it is in the sparse bucket, i.e. its number of training
+        events (0 without any) is at most the ``sparse_quantile`` quantile of all users' counts (every user of
+        the id space, evaluated or not). ``None`` without ``sparse_quantile``. This is the one definition: the
+        per-user TSVs carry it as the ``sparse`` column and every reader uses that column."""
+        if self.sparse_quantile is None:
+            return None
         counts = np.bincount(train.users, minlength=train.n_users)
-        sparse = counts[result.users] <= np.quantile(counts, self.sparse_quantile)
+        return counts[result.users] <= np.quantile(counts, self.sparse_quantile)
+
+    def sparse_means(self, result: EvalResult, train: Interactions) -> dict[str, float]:
+        """``sparse/<metric>``: means over the evaluated users of :meth:`sparse_flags` (the less active users,
+        where content is expected to help most). Empty without ``sparse_quantile``."""
+        sparse = self.sparse_flags(result, train)
+        if sparse is None or not len(result.users):
+            return {}
         out = {
             f"sparse/{k}": float(v[sparse].mean()) if sparse.any() else float("nan") for k, v in result.per_user.items()
         }
@@ -188,6 +233,8 @@ class Evaluator:
         keep_topk: bool = False,
         desc: str = "evaluate",
     ) -> EvalResult:
+        """Metrics of ``model`` on ``target`` with ``exclude``'s pairs masked; the model is scored in eval mode
+        (:func:`scoring`)."""
         rel = self.relevant(target)
         n_rel_all = np.asarray(rel.sum(1)).ravel()
         users = np.flatnonzero(n_rel_all > 0)
@@ -196,15 +243,16 @@ class Evaluator:
         values: dict[str, list[np.ndarray]] = {}
         tops, top_scores = [], []
         batches = range(0, len(users), self.batch_size)
-        for start in tqdm(batches, desc=desc, disable=not self.progress or len(batches) < 2, leave=False):
-            b = users[start : start + self.batch_size]
-            items, scores, hits, full = self.rank_batch(model, b, excl, rel, cand)
-            n_rel = torch.as_tensor(n_rel_all[b], dtype=torch.float64, device=hits.device)
-            for key, v in self.per_user(hits, n_rel, full).items():
-                values.setdefault(key, []).append(v.cpu().numpy())
-            if keep_topk:
-                tops.append(items.cpu().numpy())
-                top_scores.append(scores.cpu().numpy())
+        with scoring(model):
+            for start in tqdm(batches, desc=desc, disable=not self.progress or len(batches) < 2, leave=False):
+                b = users[start : start + self.batch_size]
+                items, scores, hits, full = self.rank_batch(model, b, excl, rel, cand)
+                n_rel = torch.as_tensor(n_rel_all[b], dtype=torch.float64, device=hits.device)
+                for key, v in self.per_user(hits, n_rel, full).items():
+                    values.setdefault(key, []).append(v.cpu().numpy())
+                if keep_topk:
+                    tops.append(items.cpu().numpy())
+                    top_scores.append(scores.cpu().numpy())
         per_user = {k: np.concatenate(v) if v else np.zeros(0) for k, v in values.items()}
         if not per_user:
             per_user = {key: np.zeros(0) for key in self.metric_keys}
@@ -237,7 +285,7 @@ def _fill(dense: torch.Tensor, rows: sp.csr_matrix, value: float) -> None:
 def _predict_batched(model: Recommender, target: Interactions, batch: int) -> torch.Tensor:
     out = []
     device = model.device
-    with torch.no_grad():
+    with scoring(model):
         for s in range(0, len(target), batch):
             u = torch.as_tensor(target.users[s : s + batch], device=device)
             i = torch.as_tensor(target.items[s : s + batch], device=device)

@@ -121,3 +121,102 @@ def test_sparse_bucket_is_the_users_with_fewest_training_events():
     assert Evaluator(sparse_quantile=None, progress=False).sparse_means(r, train) == {}
     with pytest.raises(ValueError, match="sparse_quantile"):
         Evaluator(sparse_quantile=1.5)
+
+
+def test_a_masked_item_is_never_a_hit_and_short_lists_are_misses():
+    # the issue's case: 5 items, train {0..3}, test {0, 4}: only item 4 is rankable; item 0 (masked) never counts
+    train = make_interactions([(0, 0), (0, 1), (0, 2), (0, 3)], 1, 5)
+    test = make_interactions([(0, 0), (0, 4)], 1, 5)
+    ev = Evaluator(ks=[10], metrics=["recall", "precision", "ndcg", "hit", "map", "mrr"], progress=False)
+    r = ev.evaluate(Fixed([[5, 4, 3, 2, 1]]), test, [train], keep_topk=True)
+    assert r.means["recall@10"] == 0.5  # item 4 of {0, 4}
+    assert r.means["precision@10"] == pytest.approx(1 / 10)  # precision still divides by K
+    assert r.means["ndcg@10"] == pytest.approx(1 / (1 + 1 / np.log2(3)))
+    assert r.means["map@10"] == pytest.approx(1 / 2) and r.means["mrr@10"] == 1.0 and r.means["hit@10"] == 1.0
+    assert r.topk_items.tolist() == [[4, -1, -1, -1, -1]]  # empty slots: item -1, score NaN
+    assert r.topk_scores[0, 0] == 1 and np.isnan(r.topk_scores[0, 1:]).all()
+
+
+def test_non_candidates_are_never_hits():
+    # candidates="target": only items of the target part rank; an excluded target item never counts
+    train = make_interactions([(0, 1)], 1, 6)
+    test = make_interactions([(0, 1), (0, 2)], 1, 6)
+    ev = Evaluator(ks=[5], metrics=["recall", "hit"], candidates="target", progress=False)
+    r = ev.evaluate(Fixed([[6, 5, 4, 3, 2, 1]]), test, [train], keep_topk=True)
+    assert r.topk_items.tolist() == [[2, -1, -1, -1, -1]]
+    assert r.means["recall@5"] == 0.5
+
+
+def reference_topk(scores: np.ndarray, keys: np.ndarray, k: int) -> list[list[int]]:
+    """Plain Python: sort every item by (-score, key), take k."""
+    return [sorted(range(len(row)), key=lambda i: (-row[i], key_row[i]))[:k] for row, key_row in zip(scores, keys)]
+
+
+def test_ties_are_ordered_by_the_hash_keys_everywhere():
+    from mmbench.evaluation.evaluator import tie_keys
+
+    rng = np.random.default_rng(3)
+    n_users, n_items, k = 30, 2000, 20
+    scores = rng.integers(0, 3, (n_users, n_items)).astype(np.float32)  # ~667 ties at the top, across K
+    scores[:, :5] = 3.0  # and a few clear winners above the tie block
+    model = Fixed(scores.tolist())
+    target = make_interactions([(u, i) for u in range(n_users) for i in rng.choice(n_items, 30)], n_users, n_items)
+    keys = tie_keys(torch.arange(n_users), n_items, seed=0).numpy()
+    expected = reference_topk(scores, keys, k)
+    by_topk = torch.topk(torch.tensor(scores), k, dim=1).indices.tolist()
+    assert by_topk != expected  # torch.topk's own tie order is not the rule
+    runs = [
+        Evaluator(ks=[10, k], metrics=["ndcg", "mrr"], batch_size=b, progress=False).evaluate(
+            model, target, [], keep_topk=True
+        )
+        for b in (512, 7)
+    ]
+    for r in runs:
+        assert r.topk_items.tolist() == expected
+    for key in runs[0].per_user:
+        np.testing.assert_array_equal(runs[0].per_user[key], runs[1].per_user[key])
+
+
+def test_select_topk_with_infinities_and_small_rows():
+    from mmbench.evaluation.evaluator import select_topk
+
+    scores = torch.tensor([[1.0, float("-inf"), 1.0, 2.0], [float("-inf")] * 4])
+    keys = torch.tensor([[4, 3, 2, 1], [1, 2, 3, 4]])
+    items, top = select_topk(scores, keys, 3)
+    assert items.tolist() == [[3, 2, 0], [0, 1, 2]]
+    assert top[0].tolist() == [2.0, 1.0, 1.0]
+    assert select_topk(scores, keys, 10)[0].tolist() == [[3, 2, 0, 1], [0, 1, 2, 3]]
+
+
+class Dropout(torch.nn.Module, Recommender):
+    """Scores through dropout: random in training mode, fixed in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Parameter(torch.randn(4, 20))
+        self.drop = torch.nn.Dropout(0.5)
+        self.seen_training = []
+
+    def fit(self, train, val=None):
+        return self
+
+    def score(self, users, items=None):
+        self.seen_training.append(self.training)
+        return self.drop(self.emb[users] @ self.emb.T.repeat(1, 5))
+
+    def predict(self, users, items):
+        self.seen_training.append(self.training)
+        return self.score(users)[torch.arange(len(users)), items]
+
+
+def test_scoring_runs_in_eval_mode_and_restores_the_mode():
+    model = Dropout()
+    target = make_interactions([(u, i) for u in range(4) for i in (1, 7, 13)], 4, 20, ratings=[3.0] * 12)
+    ev = Evaluator(ks=[5], metrics=["ndcg"], progress=False, batch_size=2)
+    a, b = ev.evaluate(model, target, []), ev.evaluate(model, target, [])
+    assert a.means == b.means
+    assert model.training  # restored
+    assert model.seen_training and not any(model.seen_training)
+    model.eval()
+    ev.evaluate(model, target, [])
+    assert not model.training
