@@ -38,7 +38,15 @@ class Split:
 
 
 class Splitter(ABC):
-    """Assigns every event of a dataset to train (0), val (1), test (2), or none (-1)."""
+    """Assigns every event of a dataset to train (0), val (1), test (2), or none (-1).
+
+    ``cold`` declares a split whose val / test parts hold ``"items"`` or ``"users"`` never seen in training
+    (``None``: warm); ranking only the target's items (``eval.candidates=target``) is meant for those.
+    A (user, item) pair in two parts is refused unless the splitter was built with ``allow_overlap=True``.
+    """
+
+    cold: str | None = None
+    _allow_overlap: bool = False
 
     @abstractmethod
     def assign(self, ds: Dataset) -> np.ndarray:
@@ -58,6 +66,32 @@ class Splitter(ABC):
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def check_overlap(ds: Dataset, parts: dict[str, Interactions], allow: bool, source: str) -> dict[str, int]:
+    """Pairs (user, item) present in two parts (train/val, train/test, val/test), counted per pair of parts.
+
+    Such a pair makes an item both masked (it is a training item) and relevant, or leaks a target into
+    training; it fails with the count and an example (raw ids) unless ``allow`` (``split.allow_overlap=true``),
+    which logs a warning instead.
+    """
+    keys = {p: np.unique(parts[p].users * parts[p].n_items + parts[p].items) for p in PARTS}
+    found = {}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        both = np.intersect1d(keys[a], keys[b], assume_unique=True)
+        if not len(both):
+            continue
+        found[f"{a}/{b}"] = len(both)
+        n_items = parts[a].n_items
+        u, i = str(ds.user_ids[both[0] // n_items]), str(ds.item_ids[both[0] % n_items])
+        msg = (
+            f"{source}: {len(both)} (user, item) pairs are in both {a} and {b}, e.g. user {u} item {i} "
+            "(repeated events kept by preprocess.dedup=keep, or overlapping split files)"
+        )
+        if not allow:
+            raise ValueError(msg + "; de-duplicate (preprocess.dedup=last) or set split.allow_overlap=true")
+        log.warning("%s; accepted: split.allow_overlap=true", msg)
+    return found
+
+
 def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Split:
     """The split of ``ds`` by ``splitter``: read from ``split_dir`` if saved before, else computed and saved."""
     fp = splitter.fingerprint(ds)
@@ -74,6 +108,7 @@ def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Sp
                     f"{folder / (p + '.tsv')}: {len(parts[p])} rows, split.json says {meta['counts'][p]}"
                 )
         log.info("reusing split %s from %s", fp[:16], folder)
+        check_overlap(ds, parts, splitter._allow_overlap, str(folder))
         return Split(parts["train"], parts["val"], parts["test"], fp, folder)
 
     labels = splitter.assign(ds)
@@ -87,6 +122,7 @@ def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Sp
         log.warning("%s left %d of %d events out of every part", type(splitter).__name__, n_none, len(labels))
     if len(parts["train"]) == 0:
         raise ValueError(f"{type(splitter).__name__} produced an empty training set")
+    check_overlap(ds, parts, splitter._allow_overlap, type(splitter).__name__)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
     try:

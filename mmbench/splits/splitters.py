@@ -23,8 +23,9 @@ def _check_ratios(val_ratio: float, test_ratio: float) -> None:
 
 
 def _rank_within(groups: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Position of each event inside its group when ordered by ``keys`` (stable), and the group sizes per event."""
-    order = np.lexsort((keys, groups))
+    """Position of each event inside its group when ordered by ``keys``, equal keys by event index (the order of
+    the dataset's events: file order), and the group sizes per event."""
+    order = np.lexsort((np.arange(len(keys)), keys, groups))
     g = groups[order]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     sizes = np.diff(np.r_[starts, len(g)])
@@ -47,9 +48,12 @@ class RandomSplit(Splitter):
     """Per user: a random ``val_ratio`` / ``test_ratio`` share of their events (rounded, at least one kept for
     training); the rest is training."""
 
-    def __init__(self, val_ratio: float = 0.1, test_ratio: float = 0.1, seed: int = 0) -> None:
+    def __init__(
+        self, val_ratio: float = 0.1, test_ratio: float = 0.1, seed: int = 0, allow_overlap: bool = False
+    ) -> None:
         _check_ratios(val_ratio, test_ratio)
         self.val_ratio, self.test_ratio, self.seed = val_ratio, test_ratio, seed
+        self._allow_overlap = allow_overlap
 
     def assign(self, ds: Dataset) -> np.ndarray:
         inter = ds.interactions
@@ -65,9 +69,10 @@ class RandomSplit(Splitter):
 class TemporalSplit(Splitter):
     """Global time cut: the oldest events train, the next ``val_ratio`` validate, the newest ``test_ratio`` test."""
 
-    def __init__(self, val_ratio: float = 0.1, test_ratio: float = 0.1) -> None:
+    def __init__(self, val_ratio: float = 0.1, test_ratio: float = 0.1, allow_overlap: bool = False) -> None:
         _check_ratios(val_ratio, test_ratio)
         self.val_ratio, self.test_ratio = val_ratio, test_ratio
+        self._allow_overlap = allow_overlap
 
     def assign(self, ds: Dataset) -> np.ndarray:
         ts = ds.interactions.timestamps
@@ -79,13 +84,16 @@ class TemporalSplit(Splitter):
 
 
 class LeaveLastOut(Splitter):
-    """Per user by timestamp: the last ``n_test`` events test, the ``n_val`` before validate.
+    """Per user by timestamp: the last ``n_test`` events test, the ``n_val`` before validate. Events with the
+    same timestamp are ordered by event index (file order): of two events at the user's last second, the later
+    line is the test event.
 
     Users with at most ``n_val + n_test`` events keep them all in training.
     """
 
-    def __init__(self, n_val: int = 1, n_test: int = 1) -> None:
+    def __init__(self, n_val: int = 1, n_test: int = 1, allow_overlap: bool = False) -> None:
         self.n_val, self.n_test = n_val, n_test
+        self._allow_overlap = allow_overlap
 
     def assign(self, ds: Dataset) -> np.ndarray:
         inter = ds.interactions
@@ -108,18 +116,21 @@ def _hold_out(ids: np.ndarray, n: int, val_ratio: float, test_ratio: float, seed
 
 
 class _ColdSplit(Splitter):
-    """A random ``val_ratio`` / ``test_ratio`` share of the ``side``'s ids with events: all their events go to
-    val / test, so those ids never appear in training."""
+    """A random ``val_ratio`` / ``test_ratio`` share of the ``cold`` side's ids with events: all their events go
+    to val / test, so those ids never appear in training."""
 
-    side = "items"
+    cold = "items"
 
-    def __init__(self, val_ratio: float = 0.1, test_ratio: float = 0.1, seed: int = 0) -> None:
+    def __init__(
+        self, val_ratio: float = 0.1, test_ratio: float = 0.1, seed: int = 0, allow_overlap: bool = False
+    ) -> None:
         _check_ratios(val_ratio, test_ratio)
         self.val_ratio, self.test_ratio, self.seed = val_ratio, test_ratio, seed
+        self._allow_overlap = allow_overlap
 
     def assign(self, ds: Dataset) -> np.ndarray:
         inter = ds.interactions
-        ids, n = (inter.users, inter.n_users) if self.side == "users" else (inter.items, inter.n_items)
+        ids, n = (inter.users, inter.n_users) if self.cold == "users" else (inter.items, inter.n_items)
         return _hold_out(ids, n, self.val_ratio, self.test_ratio, self.seed)
 
 
@@ -133,7 +144,7 @@ class ColdUserSplit(_ColdSplit):
     so those users never appear in training and are ranked over the whole catalogue (with ``eval.candidates=all``
     nothing of theirs is excluded). Only their user features, if any, describe them."""
 
-    side = "users"
+    cold = "users"
 
 
 class KFoldSplit(Splitter):
@@ -146,7 +157,10 @@ class KFoldSplit(Splitter):
     protocol with default parameters) leaves validation empty.
     """
 
-    def __init__(self, n_folds: int = 5, fold: int = 0, seed: int = 0, val_ratio: float = 0.0) -> None:
+    def __init__(
+        self, n_folds: int = 5, fold: int = 0, seed: int = 0, val_ratio: float = 0.0, allow_overlap: bool = False
+    ) -> None:
+        self._allow_overlap = allow_overlap
         if n_folds < 2:
             raise ValueError(f"split.n_folds must be >= 2, got {n_folds}")
         if not 0 <= fold < n_folds:
@@ -235,8 +249,10 @@ class PredefinedFiles(_Predefined):
         seed: int = 0,
         sep: str = "\t",
         base_dir: str | None = None,
+        allow_overlap: bool = False,
     ) -> None:
         self.train, self.val, self.test = train, val, test
+        self._allow_overlap = allow_overlap
         self.val_ratio = 0.0 if val else val_ratio
         self.seed, self.sep, self.base_dir = seed, sep, base_dir
 
@@ -282,10 +298,10 @@ class ML100KFold(PredefinedFiles):
 
     FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 
-    def __init__(self, fold: str = "u1", val_ratio: float = 0.1, seed: int = 0) -> None:
+    def __init__(self, fold: str = "u1", val_ratio: float = 0.1, seed: int = 0, allow_overlap: bool = False) -> None:
         if fold not in self.FOLDS:
             raise ValueError(f"split.fold={fold!r}: choose one of {self.FOLDS}")
-        super().__init__(f"{fold}.base", f"{fold}.test", None, val_ratio, seed)
+        super().__init__(f"{fold}.base", f"{fold}.test", None, val_ratio, seed, allow_overlap=allow_overlap)
         self.fold = fold
 
 
@@ -299,7 +315,9 @@ class PredefinedColumn(_Predefined):
         item_col: str = "itemID",
         label_col: str = "x_label",
         sep: str = "\t",
+        allow_overlap: bool = False,
     ) -> None:
+        self._allow_overlap = allow_overlap
         self.path, self.user_col, self.item_col, self.label_col, self.sep = path, user_col, item_col, label_col, sep
 
     def assign(self, ds: Dataset) -> np.ndarray:

@@ -190,3 +190,28 @@ def test_kfold_empty_validation_is_saved_and_read_back(synth, tmp_path):
     assert len(first.val) == len(again.val) == 0
     assert len(again.train) + len(again.test) == len(synth.interactions)
     assert_partition(synth, again)
+
+
+def test_leave_last_breaks_timestamp_ties_by_file_order(tmp_path):
+    # user 0's lines: item 13 @5, item 11 @5, item 12 @5, item 10 @1 -> by (timestamp, line): 10, 13, 11, 12
+    ds = make_dataset([0, 0, 0, 0, 1, 1, 1], [13, 11, 12, 10, 10, 11, 12], timestamps=[5, 5, 5, 1, 1, 2, 3])
+    sp = load_or_create(ds, LeaveLastOut(1, 1), tmp_path)
+    raw = {p: sorted(zip(ds.user_ids[x.users].tolist(), ds.item_ids[x.items].tolist())) for p, x in sp_parts(sp)}
+    assert raw["test"] == [(0, 12), (1, 12)]
+    assert raw["val"] == [(0, 11), (1, 11)]
+    assert raw["train"] == [(0, 10), (0, 13), (1, 10)]
+
+
+def sp_parts(sp):
+    return [("train", sp.train), ("val", sp.val), ("test", sp.test)]
+
+
+def test_a_pair_in_two_parts_is_refused_unless_allowed(tmp_path):
+    # user 7 rated item 3 twice (dedup=keep): leave-last puts one event in test, the other in training
+    ds = make_dataset([7, 7, 7, 7, 8, 8, 8], [3, 4, 5, 3, 3, 4, 5], timestamps=[1, 2, 3, 4, 1, 2, 3])
+    with pytest.raises(ValueError, match=r"1 \(user, item\) pairs are in both train and test, e.g. user 7 item 3"):
+        load_or_create(ds, LeaveLastOut(0, 1), tmp_path)
+    sp = load_or_create(ds, LeaveLastOut(0, 1, allow_overlap=True), tmp_path)
+    assert len(sp.test) == 2
+    with pytest.raises(ValueError, match="split.allow_overlap=true"):  # a saved split is checked when read back
+        load_or_create(ds, LeaveLastOut(0, 1), tmp_path)
