@@ -195,18 +195,38 @@ def run_tags(cfg: DictConfig, model: str) -> dict[str, str]:
     return tags
 
 
+def check_candidates(cfg: DictConfig) -> dict[str, str]:
+    """``eval.candidates=target`` ranks only the evaluated part's items, which reveals the held-out items: it is
+    meant for splits that declare ``cold`` items / users. On a warm split it fails before any work, unless
+    ``eval.force_candidates=true`` (then tagged ``eval.forced_candidates``)."""
+    if cfg.eval.get("candidates") != "target":
+        return {}
+    splitter = import_target(cfg.split._target_)
+    if getattr(splitter, "cold", None):
+        return {}
+    if not cfg.eval.get("force_candidates"):
+        raise ValueError(
+            f"eval.candidates=target on split {splitter.__name__} (not a cold-item / cold-user split) ranks only "
+            "the test items and so reveals them; use split=cold_item or split=cold_user, eval.candidates=all, "
+            "or force it with eval.force_candidates=true"
+        )
+    log.warning("eval.candidates=target forced on %s: only the target items are ranked", splitter.__name__)
+    return {"eval.forced_candidates": "true"}
+
+
 def run(cfg: DictConfig) -> RunResult:
     """Run the configured benchmark; the test set is evaluated exactly once, after fitting.
 
     With ``evaluate_test=false`` (hyperparameter-search trials) the test set is not touched at all.
     """
     validate(cfg)
+    forced = check_candidates(cfg)
     torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.seed), verbose=False)
     tracker: MLflowTracker = instantiate(cfg.logger)
     name = model_name(cfg)
     dataset_name = getattr(import_target(cfg.dataset._target_), "name", "dataset")
-    tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name))
+    tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name) | forced)
     status = "FAILED"
     try:
         with tempfile.TemporaryDirectory(prefix="mmbench-run-") as tmp:

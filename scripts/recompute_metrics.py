@@ -3,9 +3,11 @@
 Reads ``split/{train,val,test}.tsv`` and ``recommendations/test_topk.tsv`` from a run's
 artifact folder and recomputes Recall/NDCG/Precision/Hit/MAP/MRR@K with plain Python
 (sets and loops, no numpy/torch), so a bug in the vectorised evaluator cannot hide; also their means over
-the sparse users (``sparse/<metric>``: at most the ``--sparse-quantile`` quantile of training events).
+the sparse users (``sparse/<metric>``): the users flagged ``sparse`` = 1 in ``metrics/per_user_test.tsv``, the
+evaluator's one definition of the bucket (runs without that column get no sparse metrics). A top-K list
+shorter than K (fewer rankable items) scores its missing ranks as misses; precision still divides by K.
 
-    python scripts/recompute_metrics.py <artifact-folder> [--ks 10 20] [--positive-threshold 4] [--sparse-quantile 0.25]
+    python scripts/recompute_metrics.py <artifact-folder> [--ks 10 20] [--positive-threshold 4]
 """
 
 from __future__ import annotations
@@ -28,23 +30,22 @@ def read_pairs(path: Path, threshold: float | None = None) -> dict[str, set[str]
     return out
 
 
-def quantile(values: list[int], q: float) -> float:
-    """Linear-interpolation quantile (numpy's default), by hand."""
-    v = sorted(values)
-    pos = q * (len(v) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+def sparse_users(folder: Path) -> set[str] | None:
+    """The users the evaluator flagged ``sparse`` in ``metrics/per_user_test.tsv`` (None without the column)."""
+    path = folder / "metrics" / "per_user_test.tsv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows or "sparse" not in rows[0]:
+        return None
+    return {row["user"] for row in rows if row["sparse"] == "1"}
 
 
-def recompute(
-    folder: Path, ks: list[int], threshold: float | None = None, sparse_quantile: float = 0.25
-) -> dict[str, float]:
+def recompute(folder: Path, ks: list[int], threshold: float | None = None) -> dict[str, float]:
     train = read_pairs(folder / "split" / "train.tsv")
     val = read_pairs(folder / "split" / "val.tsv")
-    everyone = set(train) | set(val) | set(read_pairs(folder / "split" / "test.tsv"))
-    n_train = {u: len(train.get(u, ())) for u in everyone}
-    cut = quantile(list(n_train.values()), sparse_quantile)
+    sparse = sparse_users(folder) or set()
     test = read_pairs(folder / "split" / "test.tsv", threshold)
     lists: dict[str, list[tuple[int, str]]] = defaultdict(list)
     with open(folder / "recommendations" / "test_topk.tsv", newline="") as f:
@@ -53,7 +54,7 @@ def recompute(
     sums: dict[str, float] = defaultdict(float)
     sparse_sums: dict[str, float] = defaultdict(float)
     users = [u for u, items in test.items() if items]
-    sparse_users = [u for u in users if n_train[u] <= cut]
+    n_sparse = sum(1 for u in users if u in sparse)
     for u in users:
         mine: dict[str, float] = {}
         ranked = [item for _, item in sorted(lists[u])]
@@ -81,10 +82,10 @@ def recompute(
             mine[f"mrr@{k}"] = 0.0 if first is None else 1.0 / (first + 1)
         for key, v in mine.items():
             sums[key] += v
-            if n_train[u] <= cut:
+            if u in sparse:
                 sparse_sums[f"sparse/{key}"] += v
     out = {key: v / len(users) for key, v in sums.items()}
-    return out | {key: v / len(sparse_users) for key, v in sparse_sums.items() if sparse_users}
+    return out | {key: v / n_sparse for key, v in sparse_sums.items() if n_sparse}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder", type=Path, help="a run's artifact folder")
     p.add_argument("--ks", type=int, nargs="+", default=[10, 20])
     p.add_argument("--positive-threshold", type=float, default=None)
-    p.add_argument("--sparse-quantile", type=float, default=0.25)
     a = p.parse_args(argv)
-    json.dump(recompute(a.folder, a.ks, a.positive_threshold, a.sparse_quantile), sys.stdout, indent=2, sort_keys=True)
+    json.dump(recompute(a.folder, a.ks, a.positive_threshold), sys.stdout, indent=2, sort_keys=True)
     print()
     return 0
 

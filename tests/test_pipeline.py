@@ -144,3 +144,27 @@ def test_models_without_user_features_ignore_them_with_a_warning(caplog):
     with caplog.at_level("WARNING", logger="mmbench.pipeline"):
         pipeline.give_user_features(BPR(), feats)
     assert "BPR uses no user features: user_encoders ['profile'] are ignored" in caplog.text
+
+
+def test_target_candidates_on_a_warm_split_fail_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="RandomSplit.*reveals them.*eval.force_candidates=true"):
+        pipeline.run(cfg_for(tmp_path, "model=pop", "eval.candidates=target"))
+    assert not (tmp_path / "splits").exists() and not (tmp_path / "mlflow.db").exists()  # nothing ran
+    res = pipeline.run(cfg_for(tmp_path, "model=pop", "eval.candidates=target", "eval.force_candidates=true"))
+    tags = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.tags
+    assert tags["eval.forced_candidates"] == "true"
+    cold = pipeline.run(cfg_for(tmp_path, "model=pop", "eval.candidates=target", "split=cold_item"))
+    assert (
+        "eval.forced_candidates" not in MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(cold.run_id).data.tags
+    )
+
+
+def test_per_user_files_carry_the_evaluators_sparse_flag(tmp_path):
+    res = pipeline.run(cfg_for(tmp_path, "model=pop"))
+    art = Path(urlparse(res.artifact_uri).path)
+    for part in ("val", "test"):
+        per_user = pd.read_csv(art / "metrics" / f"per_user_{part}.tsv", sep="\t")
+        assert set(per_user["sparse"]) <= {0, 1}
+        flagged = per_user[per_user["sparse"] == 1]
+        assert len(flagged) == res.metrics[f"{part}/sparse/n_users"]
+        assert flagged["ndcg@10"].mean() == pytest.approx(res.metrics[f"{part}/sparse/ndcg@10"])

@@ -89,7 +89,8 @@ class Evaluator:
 
     ``candidates="target"`` ranks only the items that occur in the evaluated part (e.g. the held-out
     items of a cold-item split, so a model ranks the new items for their users); ``"all"`` ranks the
-    whole catalogue.
+    whole catalogue. The pipeline refuses ``"target"`` on a split that is not cold-item / cold-user unless
+    ``force_candidates`` (it reveals the test items).
     """
 
     def __init__(
@@ -102,10 +103,12 @@ class Evaluator:
         candidates: str = "all",
         tie_seed: int = 0,
         sparse_quantile: float | None = 0.25,
+        force_candidates: bool = False,
     ) -> None:
         if candidates not in ("all", "target"):
             raise ValueError(f"eval.candidates={candidates!r}: choose 'all' or 'target'")
         self.candidates = candidates
+        self.force_candidates = force_candidates  # read by the pipeline: target candidates on a warm split
         unknown = [m for m in metrics if m not in RANKING_METRICS and m not in FULL_RANKING_METRICS]
         if unknown:
             known = sorted(RANKING_METRICS) + sorted(FULL_RANKING_METRICS)
