@@ -104,15 +104,16 @@ def fit(
 
 
 def encode(
-    cfg: DictConfig, ds: Dataset, tracker: MLflowTracker, side: str = "encoders"
+    cfg: DictConfig, ds: Dataset, split: Split, tracker: MLflowTracker, side: str = "encoders"
 ) -> tuple[dict[str, ModalityFeatures], dict[str, float]]:
     """The encoder stage: ``cfg.<side>`` (modality -> encoder) into item features (``encoders``) or user features
-    (``user_encoders``; masked where a user has none); nothing when empty."""
+    (``user_encoders``; masked where a user has none); nothing when empty. Content statistics are fitted on the
+    training part of ``split`` (unless an encoder is ``transductive``)."""
     encoders = {str(m): instantiate(c) for m, c in (cfg.get(side) or {}).items()}
     if not encoders:
         return {}, {}
     build = build_user_features if side == "user_encoders" else build_features
-    features, tags, times = build(encoders, ds, cfg.paths.cache_dir)
+    features, tags, times = build(encoders, ds, cfg.paths.cache_dir, split.train)
     tracker.set_tags(tags)
     return features, times
 
@@ -245,8 +246,8 @@ def run(cfg: DictConfig) -> RunResult:
             )
 
             t = time.perf_counter()
-            features, enc_times = encode(cfg, ds, tracker)
-            user_features, user_times = encode(cfg, ds, tracker, "user_encoders")
+            features, enc_times = encode(cfg, ds, split, tracker)
+            user_features, user_times = encode(cfg, ds, split, tracker, "user_encoders")
             times.update(enc_times | user_times)
             if features or user_features:
                 times["time/encode_s"] = time.perf_counter() - t

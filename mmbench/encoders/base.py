@@ -47,9 +47,16 @@ def content_fingerprint(content: ItemContent) -> str:
 
 
 class Encoder:
-    """One modality's encoder; constructor arguments are its whole configuration."""
+    """One modality's encoder; constructor arguments are its whole configuration.
+
+    An encoder that fits statistics on the content (a vocabulary, IDF weights, z-scores) declares
+    ``fits_content``: the encoder stage then passes ``fit``, the rows (items or users) of the training
+    interactions, and it fits on those rows only (then encodes every row), unless it was built with
+    ``transductive=True`` (fit on every row; tagged ``encoder.<modality>.fit=all``).
+    """
 
     trainable: bool = False
+    fits_content: bool = False
 
     def config(self) -> dict[str, Any]:
         """Everything that changes the output (goes into the cache key)."""
@@ -58,23 +65,31 @@ class Encoder:
     def _params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
-    def cache_key(self, content: ItemContent) -> str:
-        spec = json.dumps(
-            {"encoder": self.config(), "content": content_fingerprint(content)}, sort_keys=True, default=str
-        )
-        return hashlib.sha256(spec.encode()).hexdigest()
+    def cache_key(self, content: ItemContent, fit: np.ndarray | None = None) -> str:
+        spec = {"encoder": self.config(), "content": content_fingerprint(content)}
+        if fit is not None:  # the rows the statistics were fitted on (keys of encoders fitted on all rows unchanged)
+            spec["fit"] = hashlib.sha256(np.packbits(np.asarray(fit, bool)).tobytes()).hexdigest()
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+    def fit_rows(self, train: np.ndarray | None) -> np.ndarray | None:
+        """The rows to fit on given the training rows ``train`` (bool per row): ``None`` (every row) for an
+        encoder that fits nothing or runs ``transductive``."""
+        if not self.fits_content or getattr(self, "transductive", False):
+            return None
+        return train
 
     def tags(self) -> dict[str, str]:
         """Run tags describing the weights used (e.g. ``weights=random``); keys are prefixed by the pipeline."""
         return {}
 
-    def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+    def extract(self, content: ItemContent, item_ids: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
         """float32 ``(n_items, dim)`` (``n_users`` for user content); rows of masked items are zeros. Frozen
-        encoders only."""
+        encoders only. ``fit`` (bool per row, ``None``: all): the rows statistics may be fitted on."""
         raise NotImplementedError(f"{type(self).__name__} is trainable: use module()")
 
-    def module(self, content: ItemContent) -> nn.Module:
-        """Trainable encoders: a module with ``out_dim`` whose ``forward(items)`` gives ``(len(items), out_dim)``."""
+    def module(self, content: ItemContent, fit: np.ndarray | None = None) -> nn.Module:
+        """Trainable encoders: a module with ``out_dim`` whose ``forward(items)`` gives ``(len(items), out_dim)``;
+        ``fit`` as in :meth:`extract`."""
         raise NotImplementedError(f"{type(self).__name__} is frozen: use extract()")
 
     def mask(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
@@ -105,6 +120,7 @@ class ModalityFeatures:
     encoder: Encoder | None = None  # trainable: builds the module from ``content``
     content: ItemContent | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    fit: np.ndarray | None = None  # trainable: the rows its content statistics are fitted on (None: all)
 
     @property
     def frozen(self) -> bool:
@@ -115,7 +131,7 @@ class ModalityFeatures:
         if self.values is not None:
             return FeatureTable(self.values)
         assert self.encoder is not None and self.content is not None
-        return self.encoder.module(self.content)
+        return self.encoder.module(self.content, fit=self.fit)
 
     def require_frozen(self, who: str) -> np.ndarray:
         if self.values is None:

@@ -16,9 +16,11 @@ from mmbench.encoders.base import Encoder
 log = logging.getLogger(__name__)
 
 
-def cached_extract(encoder: Encoder, content: ItemContent, item_ids: np.ndarray, cache_dir: str | Path) -> np.ndarray:
-    """``encoder.extract`` once per (config, content): later calls read ``<cache_dir>/features/<key>.npy``."""
-    key = encoder.cache_key(content)
+def cached_extract(
+    encoder: Encoder, content: ItemContent, item_ids: np.ndarray, cache_dir: str | Path, fit: np.ndarray | None = None
+) -> np.ndarray:
+    """``encoder.extract`` once per (config, content, fit rows): later calls read ``<cache_dir>/features/<key>.npy``."""
+    key = encoder.cache_key(content, fit)
     folder = Path(cache_dir).expanduser() / "features"
     path = folder / f"{key}.npy"
     if path.is_file():
@@ -29,7 +31,7 @@ def cached_extract(encoder: Encoder, content: ItemContent, item_ids: np.ndarray,
         log.warning(
             "%s holds %d rows for %d %ss: recomputing", path, values.shape[0], len(content.mask), content.entity
         )
-    values = np.ascontiguousarray(encoder.extract(content, item_ids), dtype=np.float32)
+    values = np.ascontiguousarray(encoder.extract(content, item_ids, fit=fit), dtype=np.float32)
     if values.shape[0] != len(content.mask):
         raise RuntimeError(
             f"{type(encoder).__name__} returned {values.shape[0]} rows for {len(content.mask)} {content.entity}s"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbench.data.interactions import Dataset, ItemContent, UserContent
+from mmbench.data.interactions import Dataset, Interactions, ItemContent, UserContent
 from mmbench.encoders.base import Encoder, ModalityFeatures
 from mmbench.encoders.cache import cached_extract
 from mmbench.encoders.precomputed import PrecomputedEncoder
@@ -19,22 +19,29 @@ log = logging.getLogger(__name__)
 
 
 def build_features(
-    encoders: Mapping[str, Encoder], ds: Dataset, cache_dir: str | Path
+    encoders: Mapping[str, Encoder], ds: Dataset, cache_dir: str | Path, train: Interactions | None = None
 ) -> tuple[dict[str, ModalityFeatures], dict[str, str], dict[str, float]]:
     """Features per modality, run tags (``encoder.<modality>.<key>``) and seconds spent per modality.
 
     Frozen encoders go through the on-disk cache; trainable ones are handed over unbuilt. A modality the
-    dataset lacks fails naming the modalities it has (a precomputed encoder needs none).
+    dataset lacks fails naming the modalities it has (a precomputed encoder needs none). Encoders that fit
+    statistics on content (``fits_content``) fit on the items of ``train`` (the pipeline passes the split's
+    training part; ``None``: all items), unless ``transductive``; tagged ``encoder.<modality>.fit=train|all``.
     """
-    return _build(encoders, ds, ds.content, ds.item_ids, ItemContent, "encoders", "encoder", cache_dir)
+    fit = None if train is None else np.bincount(train.items, minlength=len(ds.item_ids))[: len(ds.item_ids)] > 0
+    return _build(encoders, ds, ds.content, ds.item_ids, ItemContent, "encoders", "encoder", cache_dir, fit)
 
 
 def build_user_features(
-    encoders: Mapping[str, Encoder], ds: Dataset, cache_dir: str | Path
+    encoders: Mapping[str, Encoder], ds: Dataset, cache_dir: str | Path, train: Interactions | None = None
 ) -> tuple[dict[str, ModalityFeatures], dict[str, str], dict[str, float]]:
     """:func:`build_features` for users: one row per user (masked where a user has no features, never
-    dropped), tags ``user_encoder.<modality>.<key>``, times ``time/encode_user_<modality>_s``."""
-    return _build(encoders, ds, ds.user_content, ds.user_ids, UserContent, "user_encoders", "user_encoder", cache_dir)
+    dropped), tags ``user_encoder.<modality>.<key>``, times ``time/encode_user_<modality>_s``; statistics
+    fitted on the users of ``train``."""
+    fit = None if train is None else np.bincount(train.users, minlength=len(ds.user_ids))[: len(ds.user_ids)] > 0
+    return _build(
+        encoders, ds, ds.user_content, ds.user_ids, UserContent, "user_encoders", "user_encoder", cache_dir, fit
+    )
 
 
 def _build(
@@ -46,6 +53,7 @@ def _build(
     node: str,
     tag: str,
     cache_dir: str | Path,
+    train_rows: np.ndarray | None = None,
 ) -> tuple[dict[str, ModalityFeatures], dict[str, str], dict[str, float]]:
     out: dict[str, ModalityFeatures] = {}
     tags: dict[str, str] = {}
@@ -67,10 +75,13 @@ def _build(
         mask = enc.mask(content, ids)
         enc_tags = {f"{tag}.{modality}.{k}": v for k, v in enc.tags().items()}
         enc_tags[f"{tag}.{modality}"] = type(enc).__name__
+        fit = enc.fit_rows(train_rows)
+        if enc.fits_content:
+            enc_tags[f"{tag}.{modality}.fit"] = "all" if fit is None else "train"
         if enc.trainable:
-            feats = ModalityFeatures(modality, mask, encoder=enc, content=content, tags=enc_tags)
+            feats = ModalityFeatures(modality, mask, encoder=enc, content=content, tags=enc_tags, fit=fit)
         else:
-            values = cached_extract(enc, content, ids, cache_dir)
+            values = cached_extract(enc, content, ids, cache_dir, fit)
             feats = ModalityFeatures(modality, mask, values=values, tags=enc_tags)
         times[f"time/encode_{side}{modality}_s"] = time.perf_counter() - t
         log.info(

@@ -116,7 +116,7 @@ class TimmEncoder(Encoder):
         cfg = getattr(net, "pretrained_cfg", {}) or {}
         return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
 
-    def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+    def extract(self, content: ItemContent, item_ids: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
         net = self.network().eval()
         mean, std = self._mean_std(net)
         mod = ImageModule(torch.zeros(0, 3, 1, 1, dtype=torch.uint8), net, net.num_features, mean, std)
@@ -132,7 +132,7 @@ class TimmEncoder(Encoder):
         bar.close()
         return out
 
-    def module(self, content: ItemContent) -> nn.Module:
+    def module(self, content: ItemContent, fit: np.ndarray | None = None) -> nn.Module:
         net = self.network()
         mean, std = self._mean_std(net)
         images = stack_images(content, np.arange(len(content.mask)), self.image_size)
@@ -161,7 +161,7 @@ class SeedCNN(Encoder):
         side = (self.image_size - self.kernel_size + 1) // self.pool
         return self.filters * side * side
 
-    def module(self, content: ItemContent) -> nn.Module:
+    def module(self, content: ItemContent, fit: np.ndarray | None = None) -> nn.Module:
         layers: list[nn.Module] = [
             nn.Conv2d(3, self.filters, self.kernel_size),
             nn.ReLU(),

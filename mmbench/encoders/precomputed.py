@@ -118,7 +118,7 @@ class PrecomputedEncoder(Encoder):
         out[found] = x[row[found]]
         return out, found, len(file_ids) - int(found.sum())
 
-    def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+    def extract(self, content: ItemContent, item_ids: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
         return self._aligned(content, item_ids)[0]
 
     def mask(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
@@ -141,7 +141,7 @@ class MultiHotEncoder(Encoder):
     def __init__(self, normalize: bool = False) -> None:
         self.normalize = normalize
 
-    def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+    def extract(self, content: ItemContent, item_ids: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
         x = np.asarray(content.values, np.float32).reshape(len(content.mask), -1).copy()
         x[~np.asarray(content.mask, bool)] = 0
         if self.normalize:

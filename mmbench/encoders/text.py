@@ -54,7 +54,7 @@ class SentenceTransformerEncoder(Encoder):
     def tags(self) -> dict[str, str]:
         return {"weights": "pretrained", "model": self.model_name, "source": resolve_sentence_model(self.model_name)[1]}
 
-    def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+    def extract(self, content: ItemContent, item_ids: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
         from sentence_transformers import SentenceTransformer
 
         path, source = resolve_sentence_model(self.model_name)
@@ -75,10 +75,18 @@ class SentenceTransformerEncoder(Encoder):
 
 
 class TfidfEncoder(Encoder):
-    """TF-IDF vectors (scikit-learn) fitted on the items' own texts; dense ``(n_items, vocabulary)``."""
+    """TF-IDF vectors (scikit-learn): vocabulary and IDF fitted on the texts of the ``fit`` items (the training
+    items; all with ``transductive``), every item then transformed; dense ``(n_items, vocabulary)``."""
+
+    fits_content = True
 
     def __init__(
-        self, max_features: int = 5000, min_df: int = 1, ngram_max: int = 1, sublinear_tf: bool = True
+        self,
+        max_features: int = 5000,
+        min_df: int = 1,
+        ngram_max: int = 1,
+        sublinear_tf: bool = True,
+        transductive: bool = False,
     ) -> None:
         self.max_features, self.min_df, self.ngram_max, self.sublinear_tf = (
             max_features,
@@ -86,8 +94,9 @@ class TfidfEncoder(Encoder):
             ngram_max,
             sublinear_tf,
         )
+        self.transductive = transductive
 
-    def extract(self, content: ItemContent, item_ids: np.ndarray) -> np.ndarray:
+    def extract(self, content: ItemContent, item_ids: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         texts = _texts(content)
@@ -98,18 +107,24 @@ class TfidfEncoder(Encoder):
             ngram_range=(1, self.ngram_max),
             sublinear_tf=self.sublinear_tf,
         )
-        x = vec.fit_transform([texts[i] for i in have])
+        fitted = have if fit is None else np.flatnonzero(content.mask & np.asarray(fit, bool))
+        if not len(fitted):
+            raise ValueError(f"TfidfEncoder: no {content.entity} to fit on has a {content.modality!r} text")
+        vec.fit([texts[i] for i in fitted])
+        x = vec.transform([texts[i] for i in have])
         out = np.zeros((len(texts), x.shape[1]), np.float32)
         out[have] = x.toarray()
         return out
 
 
-def tokenize(texts: list[str], vocab_size: int, max_len: int) -> np.ndarray:
+def tokenize(texts: list[str], vocab_size: int, max_len: int, fit: np.ndarray | None = None) -> np.ndarray:
     """Keras ``Tokenizer(num_words=vocab_size)`` + ``pad_sequences(maxlen=max_len)``: words ranked by
     frequency get ids 1..vocab_size-1 (ties by first appearance), rarer words are dropped, 0 pads in front
-    and long texts keep their last ``max_len`` words (Keras' 'pre' defaults)."""
+    and long texts keep their last ``max_len`` words (Keras' 'pre' defaults). The vocabulary is counted over
+    the ``fit`` texts (bool per text; ``None``: all)."""
     words = [_WORD.findall(t.lower()) for t in texts]
-    counts = Counter(w for ws in words for w in ws)
+    fitted = range(len(words)) if fit is None else np.flatnonzero(fit)
+    counts = Counter(w for r in fitted for w in words[r])
     ranked = sorted(counts, key=lambda w: -counts[w])  # stable: ties keep first-seen order
     index = {w: k + 1 for k, w in enumerate(ranked[: vocab_size - 1])}
     out = np.zeros((len(texts), max_len), np.int64)
@@ -138,15 +153,23 @@ class LSTMModule(nn.Module):
 
 class LSTMEncoder(Encoder):
     """The seed example's text branch: Embedding(10000, 128) + LSTM(128) over a word vocabulary, trained
-    end to end inside the model (the vocabulary is built from the items' texts)."""
+    end to end inside the model (the vocabulary is built from the ``fit`` items' texts: the training items, all
+    with ``transductive``)."""
 
     trainable = True
+    fits_content = True
 
     def __init__(
-        self, vocab_size: int = 10000, embed_dim: int = 128, hidden_dim: int = 128, max_len: int = 100
+        self,
+        vocab_size: int = 10000,
+        embed_dim: int = 128,
+        hidden_dim: int = 128,
+        max_len: int = 100,
+        transductive: bool = False,
     ) -> None:
         self.vocab_size, self.embed_dim, self.hidden_dim, self.max_len = vocab_size, embed_dim, hidden_dim, max_len
+        self.transductive = transductive
 
-    def module(self, content: ItemContent) -> nn.Module:
-        tokens = torch.as_tensor(tokenize(_texts(content), self.vocab_size, self.max_len))
+    def module(self, content: ItemContent, fit: np.ndarray | None = None) -> nn.Module:
+        tokens = torch.as_tensor(tokenize(_texts(content), self.vocab_size, self.max_len, fit))
         return LSTMModule(tokens, self.vocab_size, self.embed_dim, self.hidden_dim)

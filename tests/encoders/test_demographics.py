@@ -71,3 +71,21 @@ def test_ml100k_demographics(ml100k, tmp_path):
     assert f.values[0, 1:3].tolist() == [0, 1] and f.values[0, 3 + occupations.index("technician")] == 1
     assert tags == {"user_encoder.demographics": "DemographicsEncoder"}
     assert set(times) == {"time/encode_user_demographics_s"}
+
+
+def test_statistics_come_from_the_training_users_only():
+    t = pd.DataFrame(
+        {"age": [20, 30, 40, 30], "gender": ["M", "F", "M", "F"], "occupation": ["writer", "artist", "writer", "none"]}
+    )
+    fit = np.array([True, True, False, False])  # users 2 and 3 are held out (cold users)
+    x = DemographicsEncoder().extract(table_content(t), None, fit=fit)
+    # ages of the training users 20, 30: mean 25, population std 5; occupations seen in training: artist, writer
+    expected = [
+        [-1, 0, 1, 0, 1],
+        [1, 1, 0, 1, 0],
+        [3, 0, 1, 0, 1],
+        [1, 1, 0, 0, 0],  # 'none' was never seen in training: zeros
+    ]
+    np.testing.assert_allclose(x, expected)
+    assert DemographicsEncoder(transductive=True).fit_rows(fit) is None
+    assert DemographicsEncoder().fit_rows(fit) is fit

@@ -235,3 +235,42 @@ def test_user_features_need_user_content_or_a_file(tmp_path):
     assert set(times) == {"time/encode_user_profile_s"}
     with pytest.raises(ValueError, match=r"user_encoders.age: dataset 'synthetic' has no 'age' user content.*profile"):
         build_user_features({"age": MultiHotEncoder()}, ds, tmp_path)
+
+
+def test_tfidf_fits_on_training_items_only_unless_transductive(tmp_path):
+    from tests.conftest import make_dataset
+
+    # items 10, 11 are trained on; item 12 (cold: only in test) brings the word "zebra"
+    ds = make_dataset([0, 0, 1, 1], [10, 11, 10, 12])
+    ds.content["text"] = ItemContent("text", ["cat dog", "cat", "zebra cat"], np.ones(3, bool))
+    train = ds.interactions.subset(np.array([True, True, True, False]))
+    enc = TfidfEncoder(sublinear_tf=False)
+    feats, tags, _ = build_features({"text": enc}, ds, tmp_path, train)
+    x = feats["text"].values
+    assert x.shape == (3, 2)  # vocabulary [cat, dog]: no "zebra"
+    idf_dog = np.log(3 / 2) + 1  # n = 2 training texts
+    assert np.allclose(x[0], np.array([1, idf_dog]) / np.hypot(1, idf_dog))
+    assert np.allclose(x[2], [1, 0])  # the cold item keeps only its known word
+    assert tags["encoder.text.fit"] == "train"
+    fit = np.array([True, True, False])
+    assert enc.cache_key(ds.content["text"], fit) != enc.cache_key(ds.content["text"])  # the fit set is in the key
+    every, tags_all, _ = build_features(
+        {"text": TfidfEncoder(sublinear_tf=False, transductive=True)}, ds, tmp_path, train
+    )
+    assert every["text"].values.shape == (3, 3) and tags_all["encoder.text.fit"] == "all"
+
+
+def test_lstm_vocabulary_from_training_items_only(syn):
+    import re
+
+    fit = np.zeros(len(syn.item_ids), bool)
+    fit[:5] = True
+    mask = syn.content["text"].mask  # an item without text has no words
+    texts = [str(syn.content["text"].values[i]).lower() if mask[i] else "" for i in range(len(fit))]
+    seen = {w for t in texts[:5] for w in re.findall(r"[a-z0-9']+", t)}
+    everything = {w for t in texts for w in re.findall(r"[a-z0-9']+", t)}
+    assert len(everything) > len(seen)
+    tokens = LSTMEncoder(vocab_size=1000).module(syn.content["text"], fit=fit).tokens
+    assert set(tokens.unique().tolist()) - {0} == set(range(1, len(seen) + 1))  # ids only for the training words
+    all_tokens = LSTMEncoder(vocab_size=1000).module(syn.content["text"]).tokens
+    assert int(all_tokens.max()) == len(everything)

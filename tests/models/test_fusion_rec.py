@@ -196,6 +196,7 @@ def test_content_beats_random_on_cold_items_end_to_end(tmp_path):
     assert c > 2 * r and c - r > 0.1, (c, r)
     run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id)
     assert run.data.tags["encoder.text"] == "TfidfEncoder"
+    assert run.data.tags["encoder.text.fit"] == "train"  # vocabulary and IDF of the training items only
     att = [run.data.metrics[f"fusion/attention_{s}"] for s in ("id", "text", "image")]
     assert sum(att) == pytest.approx(1.0, abs=1e-4)
     assert np.isfinite(run.data.metrics["time/encode_s"])
