@@ -200,3 +200,23 @@ def test_content_beats_random_on_cold_items_end_to_end(tmp_path):
     att = [run.data.metrics[f"fusion/attention_{s}"] for s in ("id", "text", "image")]
     assert sum(att) == pytest.approx(1.0, abs=1e-4)
     assert np.isfinite(run.data.metrics["time/encode_s"])
+
+
+def test_evaluation_runs_in_eval_mode_with_dropout_and_a_trainable_encoder(syn, tmp_path):
+    from mmbench.encoders.image import TimmEncoder
+
+    image = TimmEncoder("test_resnet", image_size=16, trainable=True, progress=False)  # BatchNorm inside
+    feats, _, _ = build_features({"image": image, "text": TfidfEncoder()}, syn, tmp_path)
+    m = FusionRec(embedding_dim=8, fusion=EarlyFusion(hidden_dim=16, dropout=0.5))
+    m.set_features(feats)
+    trained(m, syn, epochs=1)
+    m.train()  # as training leaves it
+    bn = next(x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d))
+    running = bn.running_mean.clone()
+    target = syn.interactions
+    runs = [Evaluator(ks=[5, 10], batch_size=b, progress=False).evaluate(m, target, []) for b in (512, 512, 7)]
+    for r in runs[1:]:
+        for key in runs[0].per_user:
+            np.testing.assert_allclose(r.per_user[key], runs[0].per_user[key], atol=1e-12, err_msg=key)
+    assert torch.equal(bn.running_mean, running)  # evaluation never updates the BatchNorm statistics
+    assert m.training  # the mode is restored
