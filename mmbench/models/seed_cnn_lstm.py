@@ -26,7 +26,10 @@ from mmbench.training.samplers import RatingSampler
 
 
 class SeedCNNLSTM(MultimodalRecommender):
-    """``r̂(u, i) = Dense(1)([enc_image(i); enc_text(i)])``, trained with MSE on the training ratings."""
+    """``r̂(u, i) = Dense(1)([enc_image(i); enc_text(i)])``, trained with MSE on the training ratings.
+
+    ``predict`` clips the estimate to the training rating scale (as the rating models do); the loss reads the
+    unclipped ``estimate`` (clipping would stop the gradients) and ``score`` ranks by it."""
 
     min_modalities = 1
 
@@ -50,6 +53,7 @@ class SeedCNNLSTM(MultimodalRecommender):
         self.content_dim = sum(e.out_dim for e in self.encoders.values())
         self.dense = nn.Linear(self.content_dim, 1)
         self._table = None
+        self.rating_min, self.rating_max = float(train.ratings.min()), float(train.ratings.max())
 
     def content(self, items: torch.Tensor) -> torch.Tensor:
         """Concatenated modality vectors (a missing modality gives zeros)."""
@@ -83,12 +87,17 @@ class SeedCNNLSTM(MultimodalRecommender):
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> RatingSampler:
         return RatingSampler(train, batch_size, seed)
 
-    def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def estimate(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Unclipped rating estimates of the (user, item) pairs."""
         return self.terms(items)[:, 0]
+
+    def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Ratings of the pairs, clipped to the training rating scale."""
+        return self.estimate(users, items).clamp(self.rating_min, self.rating_max)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, i, r = batch
-        return F.mse_loss(self.predict(u, i), r)
+        return F.mse_loss(self.estimate(u, i), r)
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         t = self.item_table() if items is None else self.terms(items)
@@ -126,14 +135,14 @@ class SeedCNNLSTMPersonal(SeedCNNLSTM):
         c = self.content(items)
         return torch.cat([self.dense(c), self.item_emb(items) + self.content_proj(c)], 1)
 
-    def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def estimate(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         t = self.terms(items)
         return t[:, 0] + self.user_bias(users).squeeze(-1) + (self.user_emb(users) * t[:, 1:]).sum(-1)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, i, r = batch
         reg = self.user_emb(u).pow(2).sum(-1) + self.item_emb(i).pow(2).sum(-1)
-        return F.mse_loss(self.predict(u, i), r) + self.reg * reg.mean()
+        return F.mse_loss(self.estimate(u, i), r) + self.reg * reg.mean()
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         t = self.item_table() if items is None else self.terms(items)

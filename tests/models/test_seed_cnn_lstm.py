@@ -55,7 +55,9 @@ def test_personal_variant_differs_by_user(setup):
     s = m.score(torch.tensor([0, 3]))
     assert s.shape == (2, 30) and not torch.allclose(s[0] - s[0].mean(), s[1] - s[1].mean())
     items = torch.tensor([2, 7])
-    assert torch.allclose(m.predict(torch.tensor([3, 3]), items), s[1, items], atol=1e-5)
+    assert torch.allclose(m.estimate(torch.tensor([3, 3]), items), s[1, items], atol=1e-5)
+    # predict: the estimate clipped to the training scale (1-5 on the synthetic data)
+    assert torch.equal(m.predict(torch.tensor([3, 3]), items), s[1, items].clamp(1, 5))
 
 
 def test_implicit_data_is_refused(setup):
@@ -110,4 +112,4 @@ def test_scoring_table_is_cached_until_the_weights_change(setup):
     with torch.no_grad():
         s2 = m.score(users)
         assert m.item_table() is not table and not torch.allclose(s1, s2)
-        assert torch.allclose(m.predict(torch.tensor([3]), torch.tensor([7])), s2[1, 7:8], atol=1e-5)
+        assert torch.allclose(m.estimate(torch.tensor([3]), torch.tensor([7])), s2[1, 7:8], atol=1e-5)
