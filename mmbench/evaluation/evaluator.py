@@ -32,10 +32,10 @@ def scoring(model: Recommender) -> Iterator[None]:
             model.train()
 
 
-def tie_keys(users: torch.Tensor, n_items: int, seed: int, items: torch.Tensor | None = None) -> torch.Tensor:
+def tie_keys(users: torch.Tensor, n_items: int, seed: int) -> torch.Tensor:
     """``[len(users), n_items]`` int64 tie-break keys: a seeded hash of (user, item). Among equal scores the
     smaller key ranks first; a user's keys do not depend on the batch or device."""
-    items = torch.arange(n_items, device=users.device) if items is None else items
+    items = torch.arange(n_items, device=users.device)
     return mix64((users.long()[:, None] * n_items + items[None, :]) * 1_000_003 + seed * 7919 + 1)
 
 
