@@ -69,7 +69,8 @@ def test_ml100k_demographics(ml100k, tmp_path):
     # user 1: 24, M, technician; occupation columns in sorted order
     occupations = sorted(ml100k.user_table["occupation"].unique())
     assert f.values[0, 1:3].tolist() == [0, 1] and f.values[0, 3 + occupations.index("technician")] == 1
-    assert tags == {"user_encoder.demographics": "DemographicsEncoder"}
+    # no split given: fitted on every user, and tagged so
+    assert tags == {"user_encoder.demographics": "DemographicsEncoder", "user_encoder.demographics.fit": "all"}
     assert set(times) == {"time/encode_user_demographics_s"}
 
 
