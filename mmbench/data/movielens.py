@@ -103,7 +103,7 @@ def read_ratings(path: str | Path) -> dict[str, np.ndarray]:
             path,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(header), block_size=16 << 20),
             parse_options=pacsv.ParseOptions(delimiter=sep[0], quote_char=False, double_quote=False),
-            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(RATINGS)),
+            convert_options=pacsv.ConvertOptions(column_types=types),  # all columns: the null ones are checked
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as e:
         _locate_bad_line(path, sep, header, str(e))
