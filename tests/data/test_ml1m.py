@@ -70,6 +70,8 @@ def test_mm_modalities(ds, ml1m_dir):
     assert ds.content["genres"].values[toy].sum() == 3
     assert ds.content["image"].values[toy].shape == (3, 224, 224)
     assert ds.name == "ml1m_mm" and ds.item_table.loc[toy, "poster_id"] == 1
+    les = int(np.flatnonzero(ds.item_ids == 73)[0])  # movies.dat is latin-1: "Mis\xe9rables"
+    assert ds.content["text"].values[les] == "Misérables, Les (1995). Genres: Drama, Musical."
 
 
 def test_demographics_of_ml1m_encode(ds):
