@@ -16,7 +16,9 @@ The catalogue is the users and movies with at least one rating (as MovieLens' pu
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -107,15 +109,16 @@ def read_ratings(path: str | Path) -> dict[str, np.ndarray]:
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as e:
         _locate_bad_line(path, sep, header, str(e))
-        raise AssertionError("unreachable") from None
     if any(table.column(c).null_count for c in RATINGS):  # an empty field
         _locate_bad_line(path, sep, header, "an empty field")
     out = {c: table.column(c).to_numpy() for c in RATINGS}
     del table
+    if not np.isfinite(out["rating"]).all():  # "nan" / "inf" parse as floats
+        _locate_bad_line(path, sep, header, "a rating that is not a finite number")
     return out
 
 
-def _locate_bad_line(path: Path, sep: str, header: bool, reason: str) -> None:
+def _locate_bad_line(path: Path, sep: str, header: bool, reason: str) -> NoReturn:
     """The slow exact scan, run only after the fast parser failed: raise naming the first bad line."""
     convert = (int, int, float, int)
     with open(path, encoding="latin-1") as f:  # any byte decodes; the fields checked are ASCII numbers
@@ -133,7 +136,8 @@ def _locate_bad_line(path: Path, sep: str, header: bool, reason: str) -> None:
                 )
             for name, value, conv in zip(RATINGS, fields, convert):
                 try:
-                    conv(value)
+                    if not math.isfinite(conv(value)):
+                        raise ValueError(value)
                 except ValueError:
                     raise DataFormatError(
                         f"{path}: line {lineno}: field {name!r} = {value!r} is not a number"

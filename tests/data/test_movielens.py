@@ -139,6 +139,7 @@ def test_posters_by_movie_id_missing_is_masked(tmp_path):
         ("ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,2,,4\n", 3, "'rating' is empty"),
         ("ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,2,3,4,5\n", 3, "5 fields"),
         ("u.data", "1\t2\t3\t4\n1\t2\tthree\t4\n", 2, "'rating' = 'three'"),
+        ("u.data", "1\t2\t3\t4\n\n1\t2\tnan\t4\n", 3, "'rating' = 'nan' is not a number"),
     ],
 )
 def test_malformed_rating_lines_name_file_and_line(tmp_path, name, text, line, what):
