@@ -3,7 +3,8 @@
 Reads ``split/{train,val,test}.tsv`` and ``recommendations/test_topk.tsv`` from a run's
 artifact folder and recomputes Recall/NDCG/Precision/Hit/MAP/MRR@K with plain Python
 (sets and loops, no numpy/torch), so a bug in the vectorised evaluator cannot hide; also their means over
-the sparse users (``sparse/<metric>``: at most the ``--sparse-quantile`` quantile of training events).
+the sparse users (``sparse/<metric>``: at most the ``--sparse-quantile`` quantile of training events) and over
+each user group of the split (``<group>/<metric>``, e.g. ``truncated`` of split=sparse_history; ``split.json``).
 
     python scripts/recompute_metrics.py <artifact-folder> [--ks 10 20] [--positive-threshold 4] [--sparse-quantile 0.25]
 """
@@ -50,10 +51,14 @@ def recompute(
     with open(folder / "recommendations" / "test_topk.tsv", newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
             lists[row["user"]].append((int(row["rank"]), row["item"]))
+    meta = json.loads((folder / "split" / "split.json").read_text())
+    groups = {g: {str(u) for u in members} for g, members in meta.get("groups", {}).items()}
     sums: dict[str, float] = defaultdict(float)
     sparse_sums: dict[str, float] = defaultdict(float)
+    group_sums: dict[str, float] = defaultdict(float)
     users = [u for u, items in test.items() if items]
     sparse_users = [u for u in users if n_train[u] <= cut]
+    group_users = {g: [u for u in users if u in members] for g, members in groups.items()}
     for u in users:
         mine: dict[str, float] = {}
         ranked = [item for _, item in sorted(lists[u])]
@@ -83,7 +88,11 @@ def recompute(
             sums[key] += v
             if n_train[u] <= cut:
                 sparse_sums[f"sparse/{key}"] += v
+            for g, members in groups.items():
+                if u in members:
+                    group_sums[f"{g}/{key}"] += v
     out = {key: v / len(users) for key, v in sums.items()}
+    out |= {key: v / len(group_users[key.split("/")[0]]) for key, v in group_sums.items()}
     return out | {key: v / len(sparse_users) for key, v in sparse_sums.items() if sparse_users}
 
 
