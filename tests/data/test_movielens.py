@@ -170,10 +170,8 @@ def test_reads_real_ml100k_like_the_ml100k_loader(ml100k, data_dir):
     assert ds.content["genres"].values.shape == (1682, 19)
 
 
-def test_reads_real_ml1m(data_dir):
-    folder = data_dir / "movielens" / "ml-1m"
-    if not (folder / "ratings.dat").is_file():
-        pytest.skip("ml-1m not in MMBENCH_DATA_DIR")
+def test_reads_real_ml1m(ml1m_dir):
+    folder = ml1m_dir / "movielens" / "ml-1m"
     ds = MovieLens(str(folder)).read()
     lines = (folder / "ratings.dat").read_text().splitlines()
     assert len(ds.interactions) == len(lines)
