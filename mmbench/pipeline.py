@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 import mmbench
 from mmbench.config import flatten, import_target, validate
 from mmbench.data.interactions import Dataset
+from mmbench.data.train_content import content_for_training
 from mmbench.encoders import ModalityFeatures, build_features, build_user_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
 from mmbench.evaluation.metrics import metric_key
@@ -245,6 +246,7 @@ def run(cfg: DictConfig) -> RunResult:
                 | {f"data_sha256.{name}": digest for name, digest in ds.files.items()}
             )
 
+            ds = content_for_training(ds, split.train)  # split-dependent content (tags) from training events only
             t = time.perf_counter()
             features, enc_times = encode(cfg, ds, split, tracker)
             user_features, user_times = encode(cfg, ds, split, tracker, "user_encoders")
@@ -264,6 +266,7 @@ def run(cfg: DictConfig) -> RunResult:
             val = evaluator.evaluate(model, split.val, [split.train], desc="validation")
             times["time/eval_val_s"] = time.perf_counter() - t
             metrics = {f"val/{k}": v for k, v in (val.means | evaluator.sparse_means(val, split.train)).items()}
+            metrics.update({f"val/{k}": v for k, v in split.group_means(val.users, val.per_user).items()})
             metrics["val/n_users"] = val.n_users
             save_result(ds, val, work, "val", topk=False, sparse=evaluator.sparse_flags(val, split.train))
             if cfg.evaluate_test:
@@ -273,6 +276,7 @@ def run(cfg: DictConfig) -> RunResult:
                 metrics.update(
                     {f"test/{k}": v for k, v in (test.means | evaluator.sparse_means(test, split.train)).items()}
                 )
+                metrics.update({f"test/{k}": v for k, v in split.group_means(test.users, test.per_user).items()})
                 metrics["test/n_users"] = test.n_users
                 save_result(ds, test, work, "test", topk=True, sparse=evaluator.sparse_flags(test, split.train))
             metrics.update({**times, **fit_facts})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import os
 import platform
@@ -159,6 +160,14 @@ def sparse_users(folder: Path, quantile: float) -> pd.Index:
     parts = [_read_part(folder, p)["user"] for p in ("train", "val", "test") if (folder / f"{p}.tsv").is_file()]
     n = parts[0].value_counts().reindex(pd.concat(parts).unique(), fill_value=0)
     return n.index[n.to_numpy() <= np.quantile(n.to_numpy(), quantile)]
+
+
+def split_group(folder: Path, group: str) -> pd.Index:
+    """The raw ids (as strings) of the user group ``group`` of a saved split (``groups`` in its ``split.json``)."""
+    meta = json.loads((folder / "split.json").read_text())
+    if group not in meta.get("groups", {}):
+        raise TableError(f"{folder / 'split.json'}: no user group {group!r} (groups: {sorted(meta.get('groups', {}))})")
+    return pd.Index([str(u) for u in meta["groups"][group]])
 
 
 @dataclass(frozen=True)
@@ -471,7 +480,8 @@ def _pvalues(
     per_user: dict[str, pd.DataFrame] | None,
 ) -> pd.DataFrame:
     """Holm-corrected p-values of every row against ``baseline`` on the ``test/…@K`` metrics; a
-    ``test/sparse/…`` metric compares the sparse users only."""
+    ``test/sparse/…`` metric compares the sparse users only, a ``test/<group>/…`` one (``truncated``) the users of
+    that group of the split."""
     per_user = per_user or {rid: per_user_frame(uri) for rid, uri in zip(runs["run_id"], runs["artifact_uri"])}
     pvalues = pd.DataFrame(np.nan, index=row_order, columns=list(metrics))
     only: pd.Index | None = None
@@ -490,6 +500,9 @@ def _pvalues(
                     raise TableError(f"{m}: the runs use different eval.sparse_quantile values {sorted(q)}")
                 only = sparse_users(split_folder(runs.iloc[0]), float(q[0]))
             keep = only
+        elif "/" in name:  # a split group, e.g. truncated/… of split=sparse_history: that group's users only
+            group, name = name.split("/", 1)
+            keep = split_group(split_folder(runs.iloc[0]), group)
         users = {r: _mean_per_user(per_user, runs.loc[label == r, "run_id"], name) for r in row_order}
         if keep is not None:
             users = {r: u[u.index.isin(keep)] for r, u in users.items()}

@@ -6,6 +6,8 @@ artifact folder and recomputes Recall/NDCG/Precision/Hit/MAP/MRR@K with plain Py
 the sparse users (``sparse/<metric>``): the users flagged ``sparse`` = 1 in ``metrics/per_user_test.tsv``, the
 evaluator's one definition of the bucket (runs without that column get no sparse metrics). A top-K list
 shorter than K (fewer rankable items) scores its missing ranks as misses; precision still divides by K.
+Also each user group of the split (``<group>/<metric>``, e.g. ``truncated`` of split=sparse_history;
+``split.json``).
 
     python scripts/recompute_metrics.py <artifact-folder> [--ks 10 20] [--positive-threshold 4]
 """
@@ -51,10 +53,15 @@ def recompute(folder: Path, ks: list[int], threshold: float | None = None) -> di
     with open(folder / "recommendations" / "test_topk.tsv", newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
             lists[row["user"]].append((int(row["rank"]), row["item"]))
+    meta_path = folder / "split" / "split.json"  # groups (e.g. truncated users); absent in hand-made folders
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    groups = {g: {str(u) for u in members} for g, members in meta.get("groups", {}).items()}
     sums: dict[str, float] = defaultdict(float)
     sparse_sums: dict[str, float] = defaultdict(float)
+    group_sums: dict[str, float] = defaultdict(float)
     users = [u for u, items in test.items() if items]
     n_sparse = sum(1 for u in users if u in sparse)
+    group_users = {g: [u for u in users if u in members] for g, members in groups.items()}
     for u in users:
         mine: dict[str, float] = {}
         ranked = [item for _, item in sorted(lists[u])]
@@ -84,7 +91,11 @@ def recompute(folder: Path, ks: list[int], threshold: float | None = None) -> di
             sums[key] += v
             if u in sparse:
                 sparse_sums[f"sparse/{key}"] += v
+            for g, members in groups.items():
+                if u in members:
+                    group_sums[f"{g}/{key}"] += v
     out = {key: v / len(users) for key, v in sums.items()}
+    out |= {key: v / len(group_users[key.split("/")[0]]) for key, v in group_sums.items()}
     return out | {key: v / n_sparse for key, v in sparse_sums.items() if n_sparse}
 
 

@@ -41,6 +41,17 @@ def ml100k(data_dir: Path) -> Dataset:
     return MovieLens100K(str(data_dir), download=False).read()
 
 
+@pytest.fixture(scope="session")
+def ml1m_dir() -> Path:
+    """``$MMBENCH_DATA_DIR`` when it holds ML-1M (the partial copy); skips or fails as :func:`data_dir`."""
+    d = os.environ.get("MMBENCH_DATA_DIR")
+    if d and (Path(d) / "movielens" / "ml-1m" / "ratings.dat").is_file():
+        return Path(d).resolve()
+    if os.environ.get("MMBENCH_REQUIRE_DATA"):
+        pytest.fail(f"ML-1M not found under MMBENCH_DATA_DIR={d!r} and MMBENCH_REQUIRE_DATA is set")
+    pytest.skip(f"ML-1M not found under MMBENCH_DATA_DIR={d!r}")
+
+
 def make_interactions(
     pairs: list[tuple[int, int]], n_users: int, n_items: int, ratings: list[float] | None = None
 ) -> Interactions:

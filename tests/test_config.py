@@ -15,6 +15,7 @@ GROUPS = ["dataset", "preprocess", "split", "model", "trainer", "eval", "logger"
 REQUIRED = {
     ("split", "predefined"): ["split.train=tr.tsv", "split.test=te.tsv"],
     ("split", "predefined_column"): ["split.path=d.inter"],
+    ("dataset", "movielens"): ["dataset.path=/data/ml-25m"],
 }
 
 

@@ -79,3 +79,32 @@ def test_sparse_users_are_the_evaluators_flagged_ones(tmp_path):
     )
     assert out["hit@2"] == 1.0 and out["precision@2"] == 0.5  # one hit each; c: 1 of K = 2 although its list has 1
     assert out["sparse/mrr@2"] == 0.5 and out["sparse/precision@2"] == 0.5  # b only: its hit at rank 2
+
+
+def test_truncated_user_metrics_match_independent_recomputation(tmp_path):
+    """split=sparse_history: ``test/truncated/<metric>`` recomputed over the users listed in split.json."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[
+                f"paths.work_dir={tmp_path}",
+                "dataset=synthetic",
+                "model=pop",
+                "split=sparse_history",
+                "split.k=1",
+                "eval.progress=false",
+                f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+            ],
+        )
+    res = pipeline.run(cfg)
+    logged = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.metrics
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "recompute_metrics.py"), urlparse(res.artifact_uri).path],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    recomputed = json.loads(out.stdout)
+    assert len([k for k in recomputed if k.startswith("truncated/")]) == 12
+    for key, value in recomputed.items():
+        assert logged[metric_key(f"test/{key}")] == pytest.approx(value, abs=1e-6), key

@@ -352,3 +352,34 @@ def test_cli_writes_the_split_tables_and_runs(store, tmp_path):
     bad = argv[:]
     bad[bad.index("--baseline") + 1] = "nope"
     assert main(bad) == 2
+
+
+def test_split_group_metric_is_tested_on_that_groups_users(tmp_path):
+    """``test/truncated/ndcg@20`` (split=sparse_history) compares only the users of the split's ``truncated``
+    group (``split.json``), not every test user."""
+    import json
+
+    from tests.conftest import log_mlflow_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "train.tsv").write_text("user\titem\trating\ttimestamp\n1\t1\t1\t0\n")
+    (split / "split.json").write_text(json.dumps({"groups": {"truncated": [1, 3, 5, 6]}}))
+    users = [str(u) for u in range(1, 8)]
+    values = {"pop": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "bpr": [0.9, 0.25, 0.9, 0.1, 0.35, 0.8, 0.0]}
+    for i, (model, v) in enumerate(values.items()):
+        pu = pd.DataFrame({"user": users, "ndcg@20": v})
+        group = pu[pu.user.isin(["1", "3", "5", "6"])]
+        tags = {"model": model, "seed": "0", "split_fingerprint": "f" * 64, "split_dir": str(split)}
+        metrics = {"test/ndcg@20": pu["ndcg@20"].mean(), "test/truncated/ndcg@20": group["ndcg@20"].mean()}
+        log_mlflow_run(uri, "g", tags, metrics, 1_000 + i, pu)
+    t = build(load_runs(uri, "g"), metrics=["test/ndcg@20", "test/truncated/ndcg@20"], baseline="pop", test="ttest")
+    a, b = np.array(values["bpr"]), np.array(values["pop"])
+    group = np.array([0, 2, 4, 5])
+    raw = [ttest_p(a, b), ttest_p(a[group], b[group])]
+    np.testing.assert_allclose(t.pvalues.loc["bpr"].to_numpy(), holm(np.array(raw)))
+    assert t.mean.loc["bpr", "test/truncated/ndcg@20"] == pytest.approx(a[group].mean())
+    (split / "split.json").write_text(json.dumps({"groups": {}}))
+    with pytest.raises(TableError, match="no user group 'truncated'"):
+        build(load_runs(uri, "g"), metrics=["test/truncated/ndcg@20"], baseline="pop", test="ttest")

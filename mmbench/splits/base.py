@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,23 @@ class Split:
     test: Interactions
     fingerprint: str
     directory: Path
+    # named user groups reported on their own (contiguous user ids), e.g. ``truncated`` of split=sparse_history:
+    # the pipeline logs ``val|test/<group>/<metric>`` over the evaluated users of each group
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
 
     def files(self) -> dict[str, Path]:
         return {p: self.directory / f"{p}.tsv" for p in PARTS}
+
+    def group_means(self, users: np.ndarray, per_user: dict[str, np.ndarray]) -> dict[str, float]:
+        """``<group>/<metric>``: the mean of each per-user metric over the evaluated ``users`` in each group, and
+        ``<group>/n_users`` (NaN means where none is evaluated)."""
+        out: dict[str, float] = {}
+        for name, members in self.groups.items():
+            inside = np.isin(users, members)
+            for k, v in per_user.items():
+                out[f"{name}/{k}"] = float(np.asarray(v)[inside].mean()) if inside.any() else float("nan")
+            out[f"{name}/n_users"] = float(inside.sum())
+        return out
 
 
 class Splitter(ABC):
@@ -51,6 +65,10 @@ class Splitter(ABC):
     @abstractmethod
     def assign(self, ds: Dataset) -> np.ndarray:
         """Per-event part label in {-1, 0, 1, 2}."""
+
+    def groups(self, ds: Dataset) -> dict[str, np.ndarray]:
+        """Named user groups (contiguous ids) reported on their own; called after :meth:`assign`. None by default."""
+        return {}
 
     def params(self) -> dict[str, Any]:
         """Everything that changes the assignment (goes into the fingerprint)."""
@@ -109,7 +127,8 @@ def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Sp
                 )
         log.info("reusing split %s from %s", fp[:16], folder)
         check_overlap(ds, parts, splitter._allow_overlap, str(folder))
-        return Split(parts["train"], parts["val"], parts["test"], fp, folder)
+        groups = {g: _user_index(ds, raw, meta_path) for g, raw in meta.get("groups", {}).items()}
+        return Split(parts["train"], parts["val"], parts["test"], fp, folder, groups)
 
     labels = splitter.assign(ds)
     if labels.shape != (len(ds.interactions),):
@@ -123,6 +142,7 @@ def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Sp
     if len(parts["train"]) == 0:
         raise ValueError(f"{type(splitter).__name__} produced an empty training set")
     check_overlap(ds, parts, splitter._allow_overlap, type(splitter).__name__)
+    groups = splitter.groups(ds)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
     try:
@@ -136,6 +156,8 @@ def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Sp
             "counts": {p: len(parts[p]) for p in PARTS},
             "unassigned": n_none,
         }
+        if groups:  # raw user ids, so the file reads back on any id mapping of the same data
+            meta["groups"] = {g: ds.user_ids[np.asarray(u, np.int64)].tolist() for g, u in groups.items()}
         (tmp / "split.json").write_text(json.dumps(meta, indent=2, default=str))
         try:
             os.rename(tmp, folder)
@@ -146,4 +168,11 @@ def load_or_create(ds: Dataset, splitter: Splitter, split_dir: str | Path) -> Sp
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("saved split %s to %s (train %d, val %d, test %d)", fp[:16], folder, *(len(parts[p]) for p in PARTS))
-    return Split(parts["train"], parts["val"], parts["test"], fp, folder)
+    return Split(parts["train"], parts["val"], parts["test"], fp, folder, groups)
+
+
+def _user_index(ds: Dataset, raw: list, source: Path) -> np.ndarray:
+    idx = pd.Index(ds.user_ids).get_indexer(np.asarray(raw, dtype=ds.user_ids.dtype))
+    if (idx < 0).any():
+        raise RuntimeError(f"{source}: a group lists user {raw[int(np.flatnonzero(idx < 0)[0])]} not in {ds.name!r}")
+    return np.sort(idx).astype(np.int64)
