@@ -25,7 +25,7 @@ from mmbench.encoders import ModalityFeatures, build_features, build_user_featur
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import NeuralRecommender, Recommender
-from mmbench.models.multimodal import MultimodalRecommender
+from mmbench.models.multimodal.base import MultimodalRecommender
 from mmbench.splits import Split, load_or_create
 from mmbench.tracking import MLflowTracker
 

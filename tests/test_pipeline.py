@@ -15,7 +15,7 @@ from mmbench import pipeline
 from mmbench.config import CONF_DIR
 from mmbench.encoders import ModalityFeatures
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.bpr import BPR
+from mmbench.models.neural.bpr import BPR
 from mmbench.tracking import TrackingError
 
 
@@ -44,7 +44,7 @@ def test_run_logs_config_metrics_tags_and_artifacts(tmp_path):
     tags = run.data.tags
     assert tags["model"] == "pop" and tags["dataset"] == "synthetic" and tags["seed"] == "0"
     assert tags["split_fingerprint"] == res.split.fingerprint and tags["git_commit"]
-    assert run.data.params["model._target_"] == "mmbench.models.pop.Pop"
+    assert run.data.params["model._target_"] == "mmbench.models.topn.pop.Pop"
     art = Path(urlparse(res.artifact_uri).path)
     assert art.is_relative_to(tmp_path / "mlartifacts")
     for f in [

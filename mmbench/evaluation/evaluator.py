@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from mmbench.data.interactions import Interactions
 from mmbench.evaluation.metrics import FULL_RANKING_METRICS, RANKING_METRICS, mae, rmse
 from mmbench.models.base import Recommender
-from mmbench.models.random import mix64
+from mmbench.models.topn.random import mix64
 
 
 @dataclass

@@ -9,7 +9,7 @@ from mmbench.encoders import build_features
 from mmbench.encoders.precomputed import MultiHotEncoder
 from mmbench.encoders.text import TfidfEncoder
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.random import Random
+from mmbench.models.topn.random import Random
 from mmbench.splits import load_or_create
 from mmbench.splits.splitters import ColdItemSplit
 from mmbench.training import NeuralTrainer

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from mmbench.data.interactions import Dataset, Interactions
-from mmbench.models.rating import RatingRecommender
+from mmbench.models.rating.base import RatingRecommender
 from mmbench.splits.splitters import KFoldSplit
 
 _CACHE: dict[tuple[int, int], tuple[Interactions, Interactions]] = {}

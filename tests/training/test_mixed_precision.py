@@ -22,7 +22,7 @@ from mmbench.encoders.image import SeedCNN
 from mmbench.encoders.precomputed import MultiHotEncoder
 from mmbench.encoders.text import LSTMEncoder, TfidfEncoder
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.multimodal import MultimodalRecommender
+from mmbench.models.multimodal.base import MultimodalRecommender
 from mmbench.splits import load_or_create
 from mmbench.splits.splitters import RandomSplit
 from mmbench.training import NeuralTrainer

@@ -1,0 +1,30 @@
+"""NormalPredictor: draws follow N(μ, σ²) of the training ratings (σ the population std); ML-100K."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mmbench.models.rating.normal_predictor import NormalPredictor
+from tests.conftest import make_interactions
+
+
+def test_draws_follow_the_fitted_normal_and_are_seeded():
+    train = make_interactions([(0, 0), (0, 1), (1, 0), (1, 1)], 2, 2, [1.0, 2.0, 4.0, 5.0])
+    m = NormalPredictor(seed=0).fit(train)
+    assert m.global_mean == 3.0 and m.sigma == pytest.approx(np.sqrt(10 / 4))
+    users, items = torch.zeros(20000, dtype=torch.long), torch.zeros(20000, dtype=torch.long)
+    raw = m.estimate(users.numpy(), items.numpy())
+    assert raw.mean() == pytest.approx(3.0, abs=0.05) and raw.std() == pytest.approx(np.sqrt(2.5), abs=0.05)
+    p = m.predict(users, items)
+    assert p.min() == 1.0 and p.max() == 5.0  # clipped to the scale
+    first = NormalPredictor(seed=0).fit(train).predict(users, items)
+    torch.testing.assert_close(first, torch.from_numpy(np.clip(raw, 1, 5)))  # same seed, same draws
+
+
+def test_ml100k_5fold_matches_published(ml100k):
+    from tests.models.surprise_folds import cv_metrics
+
+    rmse, mae = cv_metrics(ml100k, NormalPredictor)
+    assert abs(rmse - 1.518) < 0.005 and abs(mae - 1.219) < 0.005, (rmse, mae)
