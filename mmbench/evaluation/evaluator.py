@@ -10,10 +10,10 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from mmbench.data.hashing import mix64
 from mmbench.data.interactions import Interactions
 from mmbench.evaluation.metrics import FULL_RANKING_METRICS, RANKING_METRICS, mae, rmse
 from mmbench.models.base import Recommender
-from mmbench.models.topn.random import mix64
 
 
 @dataclass

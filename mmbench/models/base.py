@@ -64,12 +64,12 @@ class NeuralRecommender(nn.Module, Recommender):
         return self.optimizer(self.parameters())
 
     def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
-        """Train with the default :class:`~mmbench.training.NeuralTrainer` (the pipeline passes its own)."""
-        from mmbench.evaluation.evaluator import Evaluator
-        from mmbench.training.trainer import NeuralTrainer
-
-        NeuralTrainer().fit(self, train, val, Evaluator(progress=False))
-        return self
+        """Neural models are fitted by the trainer, which sits above the models: ``NeuralTrainer().fit(model,
+        train, val)`` (the pipeline's fit stage does it with the run's ``trainer`` config)."""
+        raise TypeError(
+            f"{type(self).__name__} is trained by mmbench.training.NeuralTrainer: call "
+            "NeuralTrainer(...).fit(model, train, val) instead of model.fit(train, val)"
+        )
 
     @property
     def device(self) -> torch.device:

@@ -71,11 +71,14 @@ class NeuralTrainer:
         self,
         model: NeuralRecommender,
         train: Interactions,
-        val: Interactions | None,
-        evaluator: Evaluator,
+        val: Interactions | None = None,
+        evaluator: Evaluator | None = None,
         logger: Logger | bool = False,
         callbacks: Sequence[pl.Callback] = (),
     ) -> FitReport:
+        """Build ``model`` for ``train``'s id space and train it; with ``val``, early stopping and the restored
+        checkpoint follow ``val/<monitor>`` as computed by ``evaluator`` (default: ``Evaluator(progress=False)``)."""
+        evaluator = Evaluator(progress=False) if evaluator is None else evaluator
         pl.seed_everything(self.seed, workers=True, verbose=False)
         model.build(train)
         key = metric_key(f"val/{self.monitor}")

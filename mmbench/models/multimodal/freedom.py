@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmbench.data.graph import bipartite_graph, modality_graph, sparse_mm, sym_normalise, to_torch
 from mmbench.data.interactions import Interactions
-from mmbench.fusion.graph import modality_graph, sparse_mm, to_torch
+from mmbench.data.sampling import PairwiseSampler
 from mmbench.models.multimodal.base import MultimodalRecommender
-from mmbench.training.samplers import PairwiseSampler
 
 
 def bpr(u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -71,7 +70,8 @@ class FREEDOM(MultimodalRecommender):
         self.item_emb = nn.Embedding(self.n_items, d)
         nn.init.xavier_uniform_(self.user_emb.weight)
         nn.init.xavier_uniform_(self.item_emb.weight)
-        mm, weights = modality_graph(self.features, self.k, self.modality_weights, "FREEDOM")
+        frozen = {m: (f.require_frozen("FREEDOM"), f.mask) for m, f in self.features.items()}
+        mm, weights = modality_graph(frozen, self.k, self.modality_weights, "FREEDOM")
         self.register_buffer("mm_adj", to_torch(mm), persistent=False)
         self.proj = nn.ModuleDict()
         for m, f in self.features.items():
@@ -91,12 +91,8 @@ class FREEDOM(MultimodalRecommender):
 
     def _adj(self, keep: np.ndarray) -> torch.Tensor:
         """Symmetrically normalised ``(U+I) x (U+I)`` adjacency of the kept user-item edges."""
-        n = self.n_users + self.n_items
-        u, i = self.edges_u[keep], self.edges_i[keep] + self.n_users
-        a = sp.csr_matrix((np.ones(2 * len(u), np.float32), (np.r_[u, i], np.r_[i, u])), shape=(n, n))
-        deg = np.asarray(a.sum(1)).ravel()
-        inv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1e-12)), 0).astype(np.float32)
-        return to_torch(sp.diags(inv) @ a @ sp.diags(inv))
+        g = bipartite_graph(self.edges_u[keep], self.edges_i[keep], self.n_users, self.n_items)
+        return to_torch(sym_normalise(g))
 
     def prune(self, epoch: int) -> None:
         """Degree-sensitive edge pruning for this epoch (seeded by ``(seed, epoch)``)."""

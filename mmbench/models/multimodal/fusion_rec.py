@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmbench.data.interactions import Interactions
+from mmbench.data.sampling import PairwiseSampler
 from mmbench.encoders.base import ModalityFeatures
 from mmbench.fusion.base import Fusion
 from mmbench.models.multimodal.base import MultimodalRecommender
-from mmbench.training.samplers import PairwiseSampler
 
 
 class FusionRec(MultimodalRecommender):

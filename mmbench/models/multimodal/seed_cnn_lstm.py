@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmbench.data.interactions import Interactions
+from mmbench.data.sampling import RatingSampler
 from mmbench.models.multimodal.base import MultimodalRecommender
-from mmbench.training.samplers import RatingSampler
 
 
 class SeedCNNLSTM(MultimodalRecommender):

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmbench.data.interactions import Interactions
+from mmbench.data.sampling import PairwiseSampler
 from mmbench.models.multimodal.base import MultimodalRecommender
-from mmbench.training.samplers import PairwiseSampler
 
 
 class VBPR(MultimodalRecommender):

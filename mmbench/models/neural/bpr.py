@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmbench.data.interactions import Interactions
+from mmbench.data.sampling import PairwiseSampler
 from mmbench.models.base import NeuralRecommender
-from mmbench.training.samplers import PairwiseSampler
 
 
 class BPR(NeuralRecommender):

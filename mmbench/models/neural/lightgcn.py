@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmbench.data.graph import normalized_adjacency, sparse_mm
 from mmbench.data.interactions import Interactions
-from mmbench.fusion.graph import sparse_mm
+from mmbench.data.sampling import PairwiseSampler
 from mmbench.models.base import NeuralRecommender
-from mmbench.training.samplers import PairwiseSampler
 
 
 class LightGCN(NeuralRecommender):
@@ -44,25 +42,11 @@ class LightGCN(NeuralRecommender):
         self._cache: torch.Tensor | None = None
         self._cache_key: tuple[int, int, torch.device] | None = None
 
-    @staticmethod
-    def normalized_adjacency(train: Interactions) -> torch.Tensor:
-        """``D^{-1/2} A D^{-1/2}`` over ``n_users + n_items`` nodes (users first), a coalesced COO tensor."""
-        R = train.to_csr()
-        R.data[:] = 1.0
-        A = sp.bmat([[None, R], [R.T, None]], format="coo", dtype=np.float64)
-        deg = np.asarray(A.sum(1)).ravel()
-        inv_sqrt = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
-        vals = inv_sqrt[A.row] * A.data * inv_sqrt[A.col]
-        idx = torch.as_tensor(np.vstack([A.row, A.col]), dtype=torch.int64)
-        return torch.sparse_coo_tensor(
-            idx, torch.as_tensor(vals, dtype=torch.float32), A.shape, check_invariants=False
-        ).coalesce()
-
     def build(self, train: Interactions) -> None:
         self.n_users, self.n_items = train.n_users, train.n_items
         self.embedding = nn.Embedding(train.n_users + train.n_items, self.embedding_dim)
         nn.init.normal_(self.embedding.weight, std=self.init_std)
-        self.register_buffer("adjacency", self.normalized_adjacency(train), persistent=False)
+        self.register_buffer("adjacency", normalized_adjacency(train), persistent=False)
         self._cache = None
 
     def propagate(self) -> torch.Tensor:

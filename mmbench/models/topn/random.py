@@ -6,20 +6,9 @@ from typing import Self
 
 import torch
 
+from mmbench.data.hashing import mix64
 from mmbench.data.interactions import Interactions
 from mmbench.models.base import Recommender
-
-_MASK = (1 << 63) - 1
-
-
-def mix64(x: torch.Tensor) -> torch.Tensor:
-    """A 64-bit integer mixer (SplitMix64 finaliser, arithmetic wraps in int64); non-negative output."""
-    x = x ^ (x >> 31)
-    x = x * -4658895280553007687  # 0xbf58476d1ce4e5b9 as signed int64
-    x = x ^ (x >> 27)
-    x = x * -7723592293110705685  # 0x94d049bb133111eb as signed int64
-    x = x ^ (x >> 31)
-    return x & _MASK
 
 
 class Random(Recommender):

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from mmbench.evaluation.evaluator import Evaluator
@@ -38,3 +39,8 @@ def test_loss_matches_formula():
         -torch.log(torch.sigmoid(x)) + 0.1 * (pu.pow(2).sum(1) + qi.pow(2).sum(1) + qj.pow(2).sum(1)) / 2
     ).mean()
     torch.testing.assert_close(model.loss((u, i, j)), expected)
+
+
+def test_fit_points_to_the_trainer():
+    with pytest.raises(TypeError, match=r"NeuralTrainer\(\.\.\.\)\.fit\(model, train, val\)"):
+        BPR().fit(make_interactions([(0, 0)], 1, 2))

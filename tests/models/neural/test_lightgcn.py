@@ -1,21 +1,11 @@
-import math
-
-import numpy as np
 import torch
 
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.models.neural.lightgcn import LightGCN
 from mmbench.training import NeuralTrainer
-from tests.conftest import make_interactions
+from tests.helpers.graphs import A_HAND, GRAPH, S2, S3, S6
 from tests.models.neural.test_bpr import two_communities
 
-# 3 users, 3 items: u0-i0, u0-i1, u1-i1, u2-i1, u2-i2. Degrees: u0 2, u1 1, u2 2; i0 1, i1 3, i2 1.
-# Nodes are ordered u0 u1 u2 i0 i1 i2; Â[u, i] = 1 / sqrt(deg u * deg i).
-GRAPH = make_interactions([(0, 0), (0, 1), (1, 1), (2, 1), (2, 2)], 3, 3)
-S2, S3, S6 = math.sqrt(2), math.sqrt(3), math.sqrt(6)
-A_HAND = np.zeros((6, 6))
-for u, i, v in [(0, 0, 1 / S2), (0, 1, 1 / S6), (1, 1, 1 / S3), (2, 1, 1 / S6), (2, 2, 1 / S2)]:
-    A_HAND[u, 3 + i] = A_HAND[3 + i, u] = v
 E0 = torch.tensor([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])  # one dimension: node k starts at k + 1
 
 
@@ -25,10 +15,6 @@ def model_on_graph(n_layers: int) -> LightGCN:
     with torch.no_grad():
         m.embedding.weight.copy_(E0)
     return m
-
-
-def test_normalized_adjacency_by_hand():
-    np.testing.assert_allclose(LightGCN.normalized_adjacency(GRAPH).to_dense().numpy(), A_HAND, atol=1e-7)
 
 
 def test_one_layer_propagation_by_hand():

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from mmbench.training.samplers import PairwiseSampler
+from mmbench.data.sampling import PairwiseSampler
 from tests.conftest import make_interactions
 
 
