@@ -24,8 +24,7 @@ from mmbench.data.interactions import Dataset
 from mmbench.encoders import ModalityFeatures, build_features, build_user_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
 from mmbench.evaluation.metrics import metric_key
-from mmbench.models.base import NeuralRecommender, Recommender
-from mmbench.models.multimodal.base import MultimodalRecommender
+from mmbench.models.base import Recommender
 from mmbench.splits import Split, load_or_create
 from mmbench.tracking import MLflowTracker
 
@@ -85,8 +84,9 @@ def model_name(cfg: DictConfig) -> str:
 def fit(
     model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: MLflowTracker, workdir: Path
 ) -> dict[str, float]:
-    """Fit on train (val for early stopping only); returns fit facts to log."""
-    if isinstance(model, NeuralRecommender):
+    """Fit on train (val for early stopping only); returns fit facts to log. Neural models (``capabilities.neural``)
+    are trained by the run's ``trainer``, the others by their own ``fit``."""
+    if model.capabilities.neural:
         trainer = instantiate(cfg.trainer, checkpoint_dir=str(workdir / "checkpoints"))
         callbacks = []
         if cfg.trial.number is not None:  # an Optuna trial: report each validation, maybe get pruned
@@ -118,17 +118,18 @@ def encode(
 
 
 def give_features(model: Recommender, features: dict[str, ModalityFeatures]) -> None:
-    """Multimodal models receive the features before ``fit``; other models ignore them (with a warning)."""
-    if isinstance(model, MultimodalRecommender):
+    """Models that read item features (``capabilities.item_features``) receive them before ``fit``; other models
+    ignore them (with a warning)."""
+    if model.capabilities.item_features:
         model.set_features(features)
     elif features:
         log.warning("%s uses no item features: encoders %s are ignored", type(model).__name__, sorted(features))
 
 
 def give_user_features(model: Recommender, features: dict[str, ModalityFeatures]) -> None:
-    """Models that read user features (``accepts_user_features``) receive them before ``fit``, even none (so
+    """Models that read user features (``capabilities.user_features``) receive them before ``fit``, even none (so
     a model that needs them fails before training); other models ignore them (with a warning)."""
-    if getattr(model, "accepts_user_features", False):
+    if model.capabilities.user_features:
         model.set_user_features(features)
     elif features:
         log.warning("%s uses no user features: user_encoders %s are ignored", type(model).__name__, sorted(features))
@@ -247,8 +248,7 @@ def run(cfg: DictConfig) -> RunResult:
                 metrics["test/n_users"] = test.n_users
                 save_result(ds, test, work, "test", topk=True)
             metrics.update({**times, **fit_facts})
-            if isinstance(model, MultimodalRecommender):
-                metrics.update(model.diagnostics())
+            metrics.update(model.diagnostics())
             if isinstance(model, torch.nn.Module):
                 metrics["model/n_params"] = float(sum(p.numel() for p in model.parameters()))
             metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.base import Recommender
+from mmbench.models.base import Capabilities, Recommender
 from tests.conftest import make_interactions
 
 
@@ -62,6 +62,8 @@ def test_batches_do_not_change_results_and_respect_batch_size():
 
 def test_rating_metrics_for_models_that_predict():
     class Rating(Fixed):
+        capabilities = Capabilities(predicts_ratings=True)
+
         def predict(self, users, items):
             return self.scores[users, items]
 

@@ -22,7 +22,6 @@ from mmbench.encoders.image import SeedCNN
 from mmbench.encoders.precomputed import MultiHotEncoder
 from mmbench.encoders.text import LSTMEncoder, TfidfEncoder
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.multimodal.base import MultimodalRecommender
 from mmbench.splits import load_or_create
 from mmbench.splits.splitters import RandomSplit
 from mmbench.training import NeuralTrainer
@@ -52,7 +51,7 @@ def test_trains_and_ranks_under_bf16_autocast(data, choice):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=[f"model={name}", *overrides])
     model = instantiate(cfg.model)
-    if isinstance(model, MultimodalRecommender):
+    if model.capabilities.item_features:
         model.set_features(trainable if name.startswith("seed") else frozen)
     ev = Evaluator(ks=[10], metrics=["ndcg"], progress=False)
     trainer = NeuralTrainer(max_epochs=2, batch_size=128, precision="bf16-mixed", enable_progress_bar=False)

@@ -1,10 +1,9 @@
 """Base of models that use item features: the pipeline calls ``set_features`` before ``fit``.
 
 The :class:`~mmbench.models.base.Recommender` interface is unchanged; a multimodal model additionally
-has ``features`` (modality -> :class:`~mmbench.encoders.ModalityFeatures`, set by the encoder stage)
-and ``diagnostics()`` (numbers to log after training, e.g. mean attention weight per modality). Models
-that read user features (``user_encoders``) set ``accepts_user_features`` and receive them through
-``set_user_features``.
+has ``features`` (modality -> :class:`~mmbench.encoders.ModalityFeatures`, set by the encoder stage).
+Models that read user features (``user_encoders``) declare ``Capabilities(user_features=True)`` and receive
+them through ``set_user_features``.
 """
 
 from __future__ import annotations
@@ -12,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mmbench.encoders.base import ModalityFeatures
-from mmbench.models.base import NeuralRecommender
+from mmbench.models.base import Capabilities, NeuralRecommender
 
 
 class MultimodalRecommender(NeuralRecommender):
     """A neural recommender fed per-modality item features; ``modalities`` picks which of them it uses
     (``None``: every modality the run's ``encoders`` provide)."""
 
+    capabilities = Capabilities(item_features=True, neural=True)
     min_modalities: int = 0
-    accepts_user_features: bool = False
 
     def __init__(self, modalities: Sequence[str] | None = None) -> None:
         super().__init__()
@@ -49,7 +48,7 @@ class MultimodalRecommender(NeuralRecommender):
 
     def set_user_features(self, features: dict[str, ModalityFeatures]) -> None:
         """Per-user features (modality -> rows indexed by contiguous user id), all of them."""
-        if features and not self.accepts_user_features:
+        if features and not self.capabilities.user_features:
             raise ValueError(f"{type(self).__name__} uses no user features (got {sorted(features)})")
         self.user_features = dict(features)
 
@@ -59,6 +58,3 @@ class MultimodalRecommender(NeuralRecommender):
             raise ValueError(
                 f"{type(self).__name__} needs item features: call set_features() (the pipeline does, from `encoders`)"
             )
-
-    def diagnostics(self) -> dict[str, float]:
-        return {}

@@ -13,6 +13,7 @@ from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
 from mmbench.encoders.base import ModalityFeatures
 from mmbench.fusion.base import Fusion
+from mmbench.models.base import Capabilities
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
@@ -33,7 +34,7 @@ class FusionRec(MultimodalRecommender):
     every item 0). Without user features the model is unchanged (same parameters, initialisation and results).
     """
 
-    accepts_user_features = True
+    capabilities = Capabilities(item_features=True, user_features=True, neural=True)
 
     def __init__(
         self,

@@ -22,12 +22,14 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import RatingSampler
+from mmbench.models.base import Capabilities
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
 class SeedCNNLSTM(MultimodalRecommender):
     """``r̂(u, i) = Dense(1)([enc_image(i); enc_text(i)])``, trained with MSE on the training ratings."""
 
+    capabilities = Capabilities(predicts_ratings=True, item_features=True, neural=True)
     min_modalities = 1
 
     def __init__(

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from mmbench.data.interactions import Interactions
-from mmbench.models.base import Recommender
+from mmbench.models.base import Capabilities, Recommender
 
 
 class RatingRecommender(Recommender):
@@ -27,6 +27,8 @@ class RatingRecommender(Recommender):
     Subclasses implement ``_fit`` and ``_estimate(users, items) -> (estimates, possible)``; where
     ``possible`` is false the prediction is ``_default(users, items)`` (the global mean).
     """
+
+    capabilities = Capabilities(predicts_ratings=True)
 
     def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
         if len(train) == 0:
