@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import mmbench
-from mmbench.config import flatten, import_target, validate
+from mmbench.config import chosen_option, flatten, import_target, validate
 from mmbench.data.interactions import Dataset
 from mmbench.encoders import ModalityFeatures, build_features, build_user_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
@@ -70,15 +70,11 @@ def sweep_tags() -> dict[str, str]:
 
 
 def model_name(cfg: DictConfig) -> str:
-    """The ``model`` config option that was chosen (``conf/model/<name>.yaml``); outside a Hydra run, the
-    model's class name in lower case."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("model")
-        if choice:
-            return str(choice)
-    return str(cfg.model._target_).rsplit(".", 1)[-1].lower()
+    """The ``model`` config option that was chosen (``conf/model/<name>.yaml``), i.e. ``cfg.model_name``: Hydra's
+    runtime choice in CLI runs, recorded by :func:`mmbench.config.compose` elsewhere; never the class name."""
+    if OmegaConf.is_interpolation(cfg, "model_name"):
+        chosen_option("model")  # outside a Hydra run: a ConfigError saying how to compose
+    return str(cfg.model_name)
 
 
 def fit(
@@ -193,11 +189,11 @@ def run(cfg: DictConfig) -> RunResult:
 
     With ``evaluate_test=false`` (hyperparameter-search trials) the test set is not touched at all.
     """
+    name = model_name(cfg)
     validate(cfg)
     torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.seed), verbose=False)
     tracker: MLflowTracker = instantiate(cfg.logger)
-    name = model_name(cfg)
     dataset_name = getattr(import_target(cfg.dataset._target_), "name", "dataset")
     tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name))
     status = "FAILED"

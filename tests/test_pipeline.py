@@ -8,11 +8,13 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
 
 from mmbench import pipeline
-from mmbench.config import CONF_DIR
+from mmbench.config import CONF_DIR, ConfigError, compose
 from mmbench.encoders import ModalityFeatures
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.models.neural.bpr import BPR
@@ -20,18 +22,16 @@ from mmbench.tracking import TrackingError
 
 
 def cfg_for(tmp_path, *overrides):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "config",
-            overrides=[
-                f"paths.work_dir={tmp_path}",
-                f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-                "dataset=synthetic",
-                "eval.progress=false",
-                "trainer.enable_progress_bar=false",
-                *overrides,
-            ],
-        )
+    return compose(
+        [
+            f"paths.work_dir={tmp_path}",
+            f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+            "dataset=synthetic",
+            "eval.progress=false",
+            "trainer.enable_progress_bar=false",
+            *overrides,
+        ]
+    )
 
 
 def test_run_logs_config_metrics_tags_and_artifacts(tmp_path):
@@ -128,6 +128,8 @@ def test_user_features_reach_fusion_rec_on_the_cold_user_split(tmp_path):
         )
     )
     run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id)
+    # composed outside the CLI, the run is still named by its conf/model option, not the class (FusionRec)
+    assert run.data.tags["model"] == "fusion_rec" and run.info.run_name == "fusion_rec-synthetic-seed0"
     assert run.data.tags["user_encoder.profile"] == "MultiHotEncoder"
     assert run.data.params["model.user_id_embedding"] == "False"
     m = res.metrics
@@ -144,3 +146,16 @@ def test_models_without_user_features_ignore_them_with_a_warning(caplog):
     with caplog.at_level("WARNING", logger="mmbench.pipeline"):
         pipeline.give_user_features(BPR(), feats)
     assert "BPR uses no user features: user_encoders ['profile'] are ignored" in caplog.text
+
+
+def test_model_name_is_the_option_or_given_and_a_raw_compose_fails_before_work(tmp_path):
+    res = pipeline.run(cfg_for(tmp_path, "model=pop", "model_name=pop_variant"))
+    assert MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.tags["model"] == "pop_variant"
+    assert compose(["model=seed_cnn_lstm_personal"]).model_name == "seed_cnn_lstm_personal"
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        raw = hydra_compose("config", overrides=[f"paths.work_dir={tmp_path / 'raw'}", "model=fusion_rec"])
+    if HydraConfig.initialized():  # a Hydra run earlier in this process (e.g. a sweep test) left its config
+        HydraConfig.instance().cfg = None
+    with pytest.raises(ConfigError, match=r"compose the config with mmbench.config.compose"):
+        pipeline.run(raw)
+    assert not (tmp_path / "raw").exists()

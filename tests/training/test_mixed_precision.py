@@ -12,10 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from mmbench.config import CONF_DIR
+from mmbench.config import compose
 from mmbench.data.synthetic import Synthetic
 from mmbench.encoders import build_features
 from mmbench.encoders.image import SeedCNN
@@ -48,8 +47,7 @@ def data(tmp_path_factory):
 def test_trains_and_ranks_under_bf16_autocast(data, choice):
     split, frozen, trainable = data
     name, *overrides = choice.split()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"model={name}", *overrides])
+    cfg = compose([f"model={name}", *overrides])
     model = instantiate(cfg.model)
     if model.capabilities.item_features:
         model.set_features(trainable if name.startswith("seed") else frozen)
