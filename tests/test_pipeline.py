@@ -19,19 +19,7 @@ from mmbench.encoders import ModalityFeatures
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.models.neural.bpr import BPR
 from mmbench.tracking import TrackingError
-
-
-def cfg_for(tmp_path, *overrides):
-    return compose(
-        [
-            f"paths.work_dir={tmp_path}",
-            f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-            "dataset=synthetic",
-            "eval.progress=false",
-            "trainer.enable_progress_bar=false",
-            *overrides,
-        ]
-    )
+from tests.helpers.config import cfg_for
 
 
 def test_run_logs_config_metrics_tags_and_artifacts(tmp_path):

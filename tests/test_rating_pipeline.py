@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from mmbench import pipeline
 from mmbench.config import compose
-from tests.test_cli import run_cli
+from tests.helpers.cli import run_cli
 
 
 def cfg_for(tmp_path, data_dir, *overrides):

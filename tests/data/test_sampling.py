@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from mmbench.data.sampling import PairwiseSampler
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 
 def test_every_event_once_with_true_negatives_and_seeded_epochs():

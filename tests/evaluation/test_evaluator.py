@@ -3,26 +3,9 @@ import pytest
 import torch
 
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.base import Capabilities, Recommender
-from tests.conftest import make_interactions
-
-
-class Fixed(Recommender):
-    """Scores from a fixed matrix; records the batch sizes it was asked for."""
-
-    def __init__(self, scores):
-        self.scores = torch.tensor(scores, dtype=torch.float32)
-        self.batches = []
-
-    def fit(self, train, val=None):
-        return self
-
-    def score(self, users, items=None):
-        self.batches.append(len(users))
-        return self.scores[users].clone()
-
-
-SCORES = [[5, 4, 3, 2, 1], [1, 2, 3, 4, 5], [5, 4, 3, 2, 1]]
+from mmbench.models.base import Capabilities
+from tests.helpers.data import make_interactions
+from tests.helpers.models import SCORES, Fixed
 
 
 def test_masks_excluded_items_and_ranks_the_rest():

@@ -8,7 +8,7 @@ import pytest
 from mmbench.config import compose, validate
 from mmbench.experiments import mm_ml100k
 from mmbench.experiments.mm_ml100k import PROTOCOLS, entries, key, run_grid, write_tables
-from tests.conftest import log_mlflow_run
+from tests.helpers.mlflow_runs import log_mlflow_run
 
 
 def test_entries_compose_and_are_unique(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import torch
 
 from mmbench.encoders.base import ModalityFeatures
 from mmbench.fusion import AttentionFusion, EarlyFusion, GatedFusion, GraphFusion, HybridFusion, LateFusion
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 N, D = 6, 4
 MASK_IMG = torch.tensor([True, False, True, False, True, True])  # items 1 and 3 have no image

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 # 3 users, 3 items: u0-i0, u0-i1, u1-i1, u2-i1, u2-i2. Degrees: u0 2, u1 1, u2 2; i0 1, i1 3, i2 1.
 # Nodes are ordered u0 u1 u2 i0 i1 i2; Â[u, i] = 1 / sqrt(deg u * deg i).

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from mmbench.models.multimodal.freedom import FREEDOM
-from tests.models.mm_helpers import cold_ndcg, cold_setup
+from tests.helpers.multimodal import cold_ndcg, cold_setup
 
 
 def test_pruning_keeps_the_share_and_prefers_low_degree_edges(tmp_path):

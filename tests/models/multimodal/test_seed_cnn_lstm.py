@@ -60,7 +60,7 @@ def test_personal_variant_differs_by_user(setup):
 
 def test_implicit_data_is_refused(setup):
     ds, feats = setup
-    from tests.conftest import make_interactions
+    from tests.helpers.data import make_interactions
 
     m = SeedCNNLSTM()
     m.set_features(feats)

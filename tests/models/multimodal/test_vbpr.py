@@ -7,8 +7,8 @@ import torch
 
 from mmbench.encoders.base import ModalityFeatures
 from mmbench.models.multimodal.vbpr import VBPR
-from tests.conftest import make_interactions
-from tests.models.mm_helpers import cold_ndcg, cold_setup
+from tests.helpers.data import make_interactions
+from tests.helpers.multimodal import cold_ndcg, cold_setup
 
 
 def test_score_formula_by_hand():

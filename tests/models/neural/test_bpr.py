@@ -1,23 +1,10 @@
-import numpy as np
 import pytest
 import torch
 
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.models.neural.bpr import BPR
 from mmbench.training import NeuralTrainer
-from tests.conftest import make_interactions
-
-
-def two_communities(n=20, m=20):
-    """Users 0..n/2-1 like items 0..m/2-1, the others the rest; each user saw all but 3 of their group."""
-    rng = np.random.default_rng(0)
-    train, held = [], []
-    for u in range(n):
-        group = range(0, m // 2) if u < n // 2 else range(m // 2, m)
-        items = rng.permutation(list(group))
-        train += [(u, int(i)) for i in items[3:]]
-        held += [(u, int(i)) for i in items[:3]]
-    return make_interactions(train, n, m), make_interactions(held, n, m)
+from tests.helpers.data import make_interactions, two_communities
 
 
 def test_learns_the_community_structure():

@@ -3,8 +3,8 @@ import torch
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.models.neural.lightgcn import LightGCN
 from mmbench.training import NeuralTrainer
+from tests.helpers.data import two_communities
 from tests.helpers.graphs import A_HAND, GRAPH, S2, S3, S6
-from tests.models.neural.test_bpr import two_communities
 
 E0 = torch.tensor([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])  # one dimension: node k starts at k + 1
 

@@ -9,7 +9,7 @@ import torch
 from mmbench.models.rating.base import grouped, surprise_order
 from mmbench.models.rating.baseline_only import BaselineOnly
 from mmbench.models.rating.knn import KNNBasic
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 MODELS = [
     "baseline_only.BaselineOnly",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmbench.models.rating.baseline_only import BaselineOnly
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 # u0: i0=5 i1=3 | u1: i0=4 i2=1 | u2: i1=2 i2=3      μ = 18/6 = 3
 TRAIN = make_interactions([(0, 0), (0, 1), (1, 0), (1, 2), (2, 1), (2, 2)], 3, 3, [5, 3, 4, 1, 2, 3])
@@ -37,7 +37,7 @@ def test_defaults_and_bad_method():
 
 
 def test_ml100k_5fold_matches_published_baseline(ml100k):
-    from tests.models.surprise_folds import cv_metrics
+    from tests.helpers.surprise_folds import cv_metrics
 
     rmse, mae = cv_metrics(ml100k, BaselineOnly)
     assert abs(rmse - 0.944) < 0.005 and abs(mae - 0.748) < 0.005

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mmbench.models.rating.co_clustering import CoClustering
-from tests.conftest import make_interactions
-from tests.models.rating.test_knn import MU, TRAIN
+from tests.helpers.data import make_interactions
+from tests.helpers.ratings import MU, TRAIN
 
 
 def test_single_cluster_is_user_mean_plus_item_mean_minus_global_mean():
@@ -32,7 +32,7 @@ def test_planted_co_clusters_are_recovered():
 def test_ml100k_5fold_over_seeds_matches_published(ml100k):
     """The 5-fold mean moves by about ±0.003 with the random initial clusters (Surprise's own does too, see
     results/surprise_ml100k/seeds.md), so the expectation is estimated over seeds 0..4."""
-    from tests.models.surprise_folds import cv_metrics
+    from tests.helpers.surprise_folds import cv_metrics
 
     runs = [cv_metrics(ml100k, functools.partial(CoClustering, seed=s)) for s in range(5)]
     rmse, mae = np.mean(runs, axis=0)

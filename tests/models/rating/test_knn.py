@@ -10,13 +10,9 @@ import torch
 
 from mmbench.models.rating.base import rating_matrix
 from mmbench.models.rating.knn import KNNBaseline, KNNBasic, KNNWithMeans, KNNWithZScore, similarity
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
+from tests.helpers.ratings import MU, PAIRS, RATINGS, TRAIN
 
-# u0: i0=5 i1=3 i2=4 | u1: i0=4 i1=3 i3=5 | u2: i0=1 i2=2 i3=2 | u3: i1=4 i3=1 | item 4: no ratings
-PAIRS = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 3), (2, 0), (2, 2), (2, 3), (3, 1), (3, 3)]
-RATINGS = [5, 3, 4, 4, 3, 5, 1, 2, 2, 4, 1]
-TRAIN = make_interactions(PAIRS, 4, 5, RATINGS)
-MU = 34 / 11
 # msd similarities of u0 to the raters of i3: u1 (common i0, i1: diffs 1, 0), u2 (i0, i2: 4, 2), u3 (i1: -1)
 S1, S2, S3 = 1 / (0.5 + 1), 1 / (10 + 1), 1 / (1 + 1)
 
@@ -114,7 +110,7 @@ def test_bad_similarity_name():
     "cls, rmse, mae", [(KNNBasic, 0.980, 0.774), (KNNWithMeans, 0.951, 0.749), (KNNBaseline, 0.931, 0.733)]
 )
 def test_ml100k_5fold_matches_published(ml100k, cls, rmse, mae):
-    from tests.models.surprise_folds import cv_metrics
+    from tests.helpers.surprise_folds import cv_metrics
 
     got_rmse, got_mae = cv_metrics(ml100k, cls)
     assert abs(got_rmse - rmse) < 0.005 and abs(got_mae - mae) < 0.005, (got_rmse, got_mae)

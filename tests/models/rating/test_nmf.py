@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mmbench.models.rating.nmf import NMF
-from tests.conftest import make_interactions
-from tests.models import _reference
+from tests.helpers import surprise_reference as _reference
+from tests.helpers.data import make_interactions
 
 
 def test_matches_the_reference_and_stays_non_negative():
@@ -26,7 +26,7 @@ def test_matches_the_reference_and_stays_non_negative():
 
 
 def test_ml100k_5fold_matches_published(ml100k):
-    from tests.models.surprise_folds import cv_metrics
+    from tests.helpers.surprise_folds import cv_metrics
 
     rmse, mae = cv_metrics(ml100k, NMF)
     assert abs(rmse - 0.963) < 0.005 and abs(mae - 0.758) < 0.005, (rmse, mae)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmbench.models.rating.normal_predictor import NormalPredictor
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 
 def test_draws_follow_the_fitted_normal_and_are_seeded():
@@ -24,7 +24,7 @@ def test_draws_follow_the_fitted_normal_and_are_seeded():
 
 
 def test_ml100k_5fold_matches_published(ml100k):
-    from tests.models.surprise_folds import cv_metrics
+    from tests.helpers.surprise_folds import cv_metrics
 
     rmse, mae = cv_metrics(ml100k, NormalPredictor)
     assert abs(rmse - 1.518) < 0.005 and abs(mae - 1.219) < 0.005, (rmse, mae)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mmbench.models.rating.pmf import PMF
-from tests.conftest import make_interactions
-from tests.models import _reference
+from tests.helpers import surprise_reference as _reference
+from tests.helpers.data import make_interactions
 
 
 def test_matches_the_unbiased_reference_loop_and_falls_back():

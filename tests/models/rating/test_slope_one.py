@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmbench.models.rating.slope_one import SlopeOne
-from tests.models.rating.test_knn import MU, TRAIN
+from tests.helpers.ratings import MU, TRAIN
 
 
 def test_slope_one_by_hand():
@@ -20,7 +20,7 @@ def test_slope_one_by_hand():
 
 
 def test_ml100k_5fold_matches_published(ml100k):
-    from tests.models.surprise_folds import cv_metrics
+    from tests.helpers.surprise_folds import cv_metrics
 
     rmse, mae = cv_metrics(ml100k, SlopeOne)
     assert abs(rmse - 0.946) < 0.005 and abs(mae - 0.743) < 0.005, (rmse, mae)

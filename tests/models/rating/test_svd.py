@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mmbench.models.rating.svd import SVD
-from tests.conftest import make_interactions
-from tests.models import _reference
+from tests.helpers import surprise_reference as _reference
+from tests.helpers.data import make_interactions
 
 
 def test_one_sgd_step_by_hand():
@@ -39,7 +39,7 @@ def test_matches_the_reference_loop():
 
 
 def test_ml100k_5fold_matches_published(ml100k):
-    from tests.models.surprise_folds import cv_metrics
+    from tests.helpers.surprise_folds import cv_metrics
 
     rmse, mae = cv_metrics(ml100k, SVD)
     assert abs(rmse - 0.934) < 0.005 and abs(mae - 0.737) < 0.005, (rmse, mae)

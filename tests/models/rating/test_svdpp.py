@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mmbench.models.rating.svdpp import SVDpp
-from tests.conftest import make_interactions
-from tests.models import _reference
+from tests.helpers import surprise_reference as _reference
+from tests.helpers.data import make_interactions
 
 
 def test_matches_the_per_rating_reference_loop():
@@ -31,7 +31,7 @@ def test_matches_the_per_rating_reference_loop():
 
 
 def test_ml100k_5fold_matches_published(ml100k):
-    from tests.models.surprise_folds import cv_metrics
+    from tests.helpers.surprise_folds import cv_metrics
 
     rmse, mae = cv_metrics(ml100k, SVDpp)
     assert abs(rmse - 0.919) < 0.005 and abs(mae - 0.721) < 0.005, (rmse, mae)

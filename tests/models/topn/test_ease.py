@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmbench.models.topn.ease import EASE
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 # u0: i0 i1 | u1: i0 i1 i2 | u2: i2 i3 | u3: i1 i2
 TRAIN = make_interactions([(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 2), (2, 3), (3, 1), (3, 2)], 4, 4)

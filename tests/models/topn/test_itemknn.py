@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmbench.models.topn.itemknn import ItemKNN
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 # u0: i0 i1 | u1: i0 i1 i2 | u2: i2 i3
 # cos(i0,i1)=1, cos(i0,i2)=cos(i1,i2)=0.5, cos(i2,i3)=1/sqrt(2), cos(i0,i3)=cos(i1,i3)=0

@@ -1,7 +1,7 @@
 import torch
 
 from mmbench.models.topn.pop import Pop
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 
 def test_scores_are_training_counts_for_everybody():

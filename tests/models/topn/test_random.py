@@ -1,7 +1,7 @@
 import torch
 
 from mmbench.models.topn.random import Random
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 TRAIN = make_interactions([(0, 0)], 100, 200)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmbench.models.topn.userknn import UserKNN
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 # u0: i0 i1 | u1: i0 i1 i2 | u2: i2 i3
 # cos(u0,u1) = 2/sqrt(6), cos(u1,u2) = 1/sqrt(6), cos(u0,u2) = 0

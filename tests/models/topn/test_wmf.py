@@ -4,8 +4,7 @@ import torch
 
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.models.topn.wmf import WMF
-from tests.conftest import make_interactions
-from tests.models.neural.test_bpr import two_communities
+from tests.helpers.data import make_interactions, two_communities
 
 # ratings matter with use_ratings: c_ui = 1 + alpha * r_ui
 TRAIN = make_interactions([(0, 0), (0, 1), (1, 1), (1, 2), (2, 0), (2, 3), (3, 2)], 4, 5, [5, 1, 3, 4, 2, 5, 1])
