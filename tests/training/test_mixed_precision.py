@@ -4,7 +4,7 @@
 The GPU run of these precisions is ``scripts/gpu_check_mm.py``; on CPU, Lightning's bf16-mixed uses CPU
 autocast, so the same code paths (sparse graph products, attention softmax, masked modalities, the
 trainable CNN/LSTM) are exercised here without a GPU. This test found that graph fusion, FREEDOM and
-LightGCN failed in backward under autocast (sparse products; fixed by ``mmbench.fusion.graph.sparse_mm``).
+LightGCN failed in backward under autocast (sparse products; fixed by ``mmbench.data.graph.sparse_mm``).
 """
 
 from __future__ import annotations
