@@ -11,7 +11,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -21,7 +25,21 @@ class ConfigError(ValueError):
     """The composed config cannot be built: names the key, the value and the valid choices."""
 
 
+def chosen_option(group: str) -> str:
+    """The option of config ``group`` this Hydra run composed (``${mmbench.choice:model}`` in conf/config.yaml)."""
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get(group)
+        if choice:
+            return str(choice)
+    raise ConfigError(
+        f"the chosen `{group}` option is only known inside a Hydra run: outside the CLI compose the config with "
+        f"mmbench.config.compose([...]) (it records it), or give {group}_name=<option> explicitly"
+    )
+
+
 def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("mmbench.choice"):
+        OmegaConf.register_new_resolver("mmbench.choice", chosen_option)
     if not OmegaConf.has_resolver("mmbench.cwd"):
         OmegaConf.register_new_resolver("mmbench.cwd", lambda: os.getcwd())
     if not OmegaConf.has_resolver("mmbench.name"):  # ${mmbench.name:${dataset._target_}} -> "movielens100k"
@@ -29,6 +47,23 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+    """The config that ``mmbench <overrides>`` runs, composed outside a Hydra run (tests, scripts, experiment
+    drivers): ``model_name`` is set to the chosen ``conf/model`` option from Hydra's runtime choices, as the
+    CLI resolves it, unless given explicitly; the ``hydra`` node is dropped."""
+    if GlobalHydra.instance().is_initialized():  # inside initialize_config_dir(...) or a running Hydra app
+        cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    else:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    choice = cfg.hydra.runtime.choices.get("model")
+    with open_dict(cfg):
+        if "model_name" in cfg and OmegaConf.is_interpolation(cfg, "model_name") and choice:
+            cfg.model_name = str(choice)
+        del cfg["hydra"]
+    return cfg
 
 
 def import_target(path: str) -> Callable[..., Any]:
@@ -49,7 +84,8 @@ def _target_nodes(node: Any, key: str = "") -> Iterator[tuple[str, DictConfig]]:
         for k in node.keys():
             if k == "hydra":
                 continue
-            if not OmegaConf.is_missing(node, k):
+            # an interpolation points at a node visited where it is defined (resolving it here could need a run)
+            if not OmegaConf.is_missing(node, k) and not OmegaConf.is_interpolation(node, k):
                 yield from _target_nodes(node[k], f"{key}.{k}" if key else str(k))
     elif isinstance(node, ListConfig):
         for i, v in enumerate(node):

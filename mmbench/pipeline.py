@@ -19,14 +19,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import mmbench
-from mmbench.config import flatten, import_target, validate
+from mmbench.config import chosen_option, flatten, import_target, validate
 from mmbench.data.interactions import Dataset
 from mmbench.data.train_content import content_for_training
 from mmbench.encoders import ModalityFeatures, build_features, build_user_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
 from mmbench.evaluation.metrics import metric_key
-from mmbench.models.base import NeuralRecommender, Recommender
-from mmbench.models.multimodal import MultimodalRecommender
+from mmbench.models.base import Recommender
 from mmbench.splits import Split, load_or_create
 from mmbench.tracking import MLflowTracker
 
@@ -72,22 +71,19 @@ def sweep_tags() -> dict[str, str]:
 
 
 def model_name(cfg: DictConfig) -> str:
-    """The ``model`` config option that was chosen (``conf/model/<name>.yaml``); outside a Hydra run, the
-    model's class name in lower case."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("model")
-        if choice:
-            return str(choice)
-    return str(cfg.model._target_).rsplit(".", 1)[-1].lower()
+    """The ``model`` config option that was chosen (``conf/model/<name>.yaml``), i.e. ``cfg.model_name``: Hydra's
+    runtime choice in CLI runs, recorded by :func:`mmbench.config.compose` elsewhere; never the class name."""
+    if OmegaConf.is_interpolation(cfg, "model_name"):
+        chosen_option("model")  # outside a Hydra run: a ConfigError saying how to compose
+    return str(cfg.model_name)
 
 
 def fit(
     model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: MLflowTracker, workdir: Path
 ) -> dict[str, float]:
-    """Fit on train (val for early stopping only); returns fit facts to log."""
-    if isinstance(model, NeuralRecommender):
+    """Fit on train (val for early stopping only); returns fit facts to log. Neural models (``capabilities.neural``)
+    are trained by the run's ``trainer``, the others by their own ``fit``."""
+    if model.capabilities.neural:
         trainer = instantiate(cfg.trainer, checkpoint_dir=str(workdir / "checkpoints"))
         callbacks = []
         if cfg.trial.number is not None:  # an Optuna trial: report each validation, maybe get pruned
@@ -120,17 +116,18 @@ def encode(
 
 
 def give_features(model: Recommender, features: dict[str, ModalityFeatures]) -> None:
-    """Multimodal models receive the features before ``fit``; other models ignore them (with a warning)."""
-    if isinstance(model, MultimodalRecommender):
+    """Models that read item features (``capabilities.item_features``) receive them before ``fit``; other models
+    ignore them (with a warning)."""
+    if model.capabilities.item_features:
         model.set_features(features)
     elif features:
         log.warning("%s uses no item features: encoders %s are ignored", type(model).__name__, sorted(features))
 
 
 def give_user_features(model: Recommender, features: dict[str, ModalityFeatures]) -> None:
-    """Models that read user features (``accepts_user_features``) receive them before ``fit``, even none (so
+    """Models that read user features (``capabilities.user_features``) receive them before ``fit``, even none (so
     a model that needs them fails before training); other models ignore them (with a warning)."""
-    if getattr(model, "accepts_user_features", False):
+    if model.capabilities.user_features:
         model.set_user_features(features)
     elif features:
         log.warning("%s uses no user features: user_encoders %s are ignored", type(model).__name__, sorted(features))
@@ -221,12 +218,12 @@ def run(cfg: DictConfig) -> RunResult:
 
     With ``evaluate_test=false`` (hyperparameter-search trials) the test set is not touched at all.
     """
+    name = model_name(cfg)
     validate(cfg)
     forced = check_candidates(cfg)
     torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.seed), verbose=False)
     tracker: MLflowTracker = instantiate(cfg.logger)
-    name = model_name(cfg)
     dataset_name = getattr(import_target(cfg.dataset._target_), "name", "dataset")
     tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name) | forced)
     status = "FAILED"
@@ -280,8 +277,7 @@ def run(cfg: DictConfig) -> RunResult:
                 metrics["test/n_users"] = test.n_users
                 save_result(ds, test, work, "test", topk=True, sparse=evaluator.sparse_flags(test, split.train))
             metrics.update({**times, **fit_facts})
-            if isinstance(model, MultimodalRecommender):
-                metrics.update(model.diagnostics())
+            metrics.update(model.diagnostics())
             if isinstance(model, torch.nn.Module):
                 metrics["model/n_params"] = float(sum(p.numel() for p in model.parameters()))
             metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -34,9 +34,9 @@ def main() -> None:
     from mmbench.encoders.text import SentenceTransformerEncoder
     from mmbench.evaluation.evaluator import Evaluator
     from mmbench.fusion import AttentionFusion, EarlyFusion, GraphFusion
-    from mmbench.models.freedom import FREEDOM
-    from mmbench.models.fusion_rec import FusionRec
-    from mmbench.models.vbpr import VBPR
+    from mmbench.models.multimodal.freedom import FREEDOM
+    from mmbench.models.multimodal.fusion_rec import FusionRec
+    from mmbench.models.multimodal.vbpr import VBPR
     from mmbench.splits import load_or_create
     from mmbench.splits.splitters import RandomSplit
     from mmbench.training import NeuralTrainer
@@ -99,7 +99,7 @@ def seed_model_rows(ds, split, cache: str) -> list[tuple[str, float]]:  # noqa: 
     from mmbench.encoders.image import SeedCNN
     from mmbench.encoders.text import LSTMEncoder
     from mmbench.evaluation.evaluator import Evaluator
-    from mmbench.models.seed_cnn_lstm import SeedCNNLSTM, SeedCNNLSTMPersonal
+    from mmbench.models.multimodal.seed_cnn_lstm import SeedCNNLSTM, SeedCNNLSTMPersonal
     from mmbench.training import NeuralTrainer
 
     rows = []

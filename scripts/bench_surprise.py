@@ -26,15 +26,15 @@ import torch
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.ml100k import MovieLens100K
-from mmbench.models.baseline_only import BaselineOnly
-from mmbench.models.co_clustering import CoClustering
-from mmbench.models.knn import KNNBaseline, KNNBasic, KNNWithMeans
-from mmbench.models.nmf import NMF
-from mmbench.models.normal_predictor import NormalPredictor
-from mmbench.models.rating import RatingRecommender
-from mmbench.models.slope_one import SlopeOne
-from mmbench.models.svd import SVD
-from mmbench.models.svdpp import SVDpp
+from mmbench.models.rating.base import RatingRecommender
+from mmbench.models.rating.baseline_only import BaselineOnly
+from mmbench.models.rating.co_clustering import CoClustering
+from mmbench.models.rating.knn import KNNBaseline, KNNBasic, KNNWithMeans
+from mmbench.models.rating.nmf import NMF
+from mmbench.models.rating.normal_predictor import NormalPredictor
+from mmbench.models.rating.slope_one import SlopeOne
+from mmbench.models.rating.svd import SVD
+from mmbench.models.rating.svdpp import SVDpp
 from mmbench.splits.splitters import KFoldSplit
 
 

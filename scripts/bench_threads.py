@@ -23,8 +23,8 @@ import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
 from mmbench.data.ml100k import MovieLens100K
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.bpr import BPR
-from mmbench.models.itemknn import ItemKNN
+from mmbench.models.neural.bpr import BPR
+from mmbench.models.topn.itemknn import ItemKNN
 from mmbench.splits.splitters import RandomSplit
 from mmbench.training import NeuralTrainer
 import os, tempfile

@@ -33,7 +33,7 @@ from mmbench.data.interactions import Dataset, Interactions
 from mmbench.data.ml100k import MovieLens100K
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.models.base import Recommender
-from mmbench.models.bpr import BPR
+from mmbench.models.neural.bpr import BPR
 from mmbench.training.trainer import NeuralTrainer
 
 METRICS = ["auc", "map_full", "ndcg@10", "precision@10", "recall@10"]

@@ -18,7 +18,7 @@ import torch
 
 from mmbench.data.ml100k import MovieLens100K
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.bpr import BPR
+from mmbench.models.neural.bpr import BPR
 from mmbench.splits import load_or_create
 from mmbench.splits.splitters import RandomSplit
 from mmbench.training import NeuralTrainer

@@ -24,9 +24,9 @@ from mmbench.evaluation.evaluator import Evaluator
 from mmbench.fusion.attention import AttentionFusion
 from mmbench.fusion.early import EarlyFusion
 from mmbench.fusion.graph import GraphFusion
-from mmbench.models.freedom import FREEDOM
-from mmbench.models.fusion_rec import FusionRec
-from mmbench.models.vbpr import VBPR
+from mmbench.models.multimodal.freedom import FREEDOM
+from mmbench.models.multimodal.fusion_rec import FusionRec
+from mmbench.models.multimodal.vbpr import VBPR
 from mmbench.splits import load_or_create
 from mmbench.splits.splitters import RandomSplit
 from mmbench.training import NeuralTrainer

@@ -22,12 +22,12 @@ from hydra.utils import instantiate
 
 from mmbench.config import CONF_DIR
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.bpr import BPR
-from mmbench.models.ease import EASE
-from mmbench.models.itemknn import ItemKNN
-from mmbench.models.lightgcn import LightGCN
-from mmbench.models.userknn import UserKNN
-from mmbench.models.wmf import WMF
+from mmbench.models.neural.bpr import BPR
+from mmbench.models.neural.lightgcn import LightGCN
+from mmbench.models.topn.ease import EASE
+from mmbench.models.topn.itemknn import ItemKNN
+from mmbench.models.topn.userknn import UserKNN
+from mmbench.models.topn.wmf import WMF
 from mmbench.splits import load_or_create
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -11,14 +9,9 @@ from urllib.parse import urlparse
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.helpers.cli import run_cli
+
 BIN = Path(sys.executable).parent / "mmbench"
-
-
-def run_cli(args, cwd, data_dir, check=True):
-    env = {**os.environ, "MMBENCH_DATA_DIR": str(data_dir)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("MMBENCH_WORK_DIR", None)
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=check, timeout=600)
 
 
 @pytest.mark.slow

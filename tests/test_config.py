@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mmbench.config import CONF_DIR, ConfigError, validate
+from mmbench.config import CONF_DIR, ConfigError, compose, validate
 
 GROUPS = ["dataset", "preprocess", "split", "model", "trainer", "eval", "logger", "experiment", "hparams_search"]
 # options whose required paths (???) a user gives on the command line
@@ -26,8 +25,7 @@ def options():
 
 
 def compose_cfg(overrides):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides)
+    return compose(overrides)
 
 
 @pytest.mark.parametrize("group, option", list(options()))

@@ -8,30 +8,18 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
 
 from mmbench import pipeline
-from mmbench.config import CONF_DIR
+from mmbench.config import CONF_DIR, ConfigError, compose
 from mmbench.encoders import ModalityFeatures
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.bpr import BPR
+from mmbench.models.neural.bpr import BPR
 from mmbench.tracking import TrackingError
-
-
-def cfg_for(tmp_path, *overrides):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "config",
-            overrides=[
-                f"paths.work_dir={tmp_path}",
-                f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-                "dataset=synthetic",
-                "eval.progress=false",
-                "trainer.enable_progress_bar=false",
-                *overrides,
-            ],
-        )
+from tests.helpers.config import cfg_for
 
 
 def test_run_logs_config_metrics_tags_and_artifacts(tmp_path):
@@ -44,7 +32,7 @@ def test_run_logs_config_metrics_tags_and_artifacts(tmp_path):
     tags = run.data.tags
     assert tags["model"] == "pop" and tags["dataset"] == "synthetic" and tags["seed"] == "0"
     assert tags["split_fingerprint"] == res.split.fingerprint and tags["git_commit"]
-    assert run.data.params["model._target_"] == "mmbench.models.pop.Pop"
+    assert run.data.params["model._target_"] == "mmbench.models.topn.pop.Pop"
     art = Path(urlparse(res.artifact_uri).path)
     assert art.is_relative_to(tmp_path / "mlartifacts")
     for f in [
@@ -128,6 +116,8 @@ def test_user_features_reach_fusion_rec_on_the_cold_user_split(tmp_path):
         )
     )
     run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id)
+    # composed outside the CLI, the run is still named by its conf/model option, not the class (FusionRec)
+    assert run.data.tags["model"] == "fusion_rec" and run.info.run_name == "fusion_rec-synthetic-seed0"
     assert run.data.tags["user_encoder.profile"] == "MultiHotEncoder"
     assert run.data.params["model.user_id_embedding"] == "False"
     m = res.metrics
@@ -168,3 +158,16 @@ def test_per_user_files_carry_the_evaluators_sparse_flag(tmp_path):
         flagged = per_user[per_user["sparse"] == 1]
         assert len(flagged) == res.metrics[f"{part}/sparse/n_users"]
         assert flagged["ndcg@10"].mean() == pytest.approx(res.metrics[f"{part}/sparse/ndcg@10"])
+
+
+def test_model_name_is_the_option_or_given_and_a_raw_compose_fails_before_work(tmp_path):
+    res = pipeline.run(cfg_for(tmp_path, "model=pop", "model_name=pop_variant"))
+    assert MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.tags["model"] == "pop_variant"
+    assert compose(["model=seed_cnn_lstm_personal"]).model_name == "seed_cnn_lstm_personal"
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        raw = hydra_compose("config", overrides=[f"paths.work_dir={tmp_path / 'raw'}", "model=fusion_rec"])
+    if HydraConfig.initialized():  # a Hydra run earlier in this process (e.g. a sweep test) left its config
+        HydraConfig.instance().cfg = None
+    with pytest.raises(ConfigError, match=r"compose the config with mmbench.config.compose"):
+        pipeline.run(raw)
+    assert not (tmp_path / "raw").exists()

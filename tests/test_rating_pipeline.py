@@ -9,26 +9,23 @@ import sys
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from mmbench import pipeline
-from mmbench.config import CONF_DIR
-from tests.test_cli import run_cli
+from mmbench.config import compose
+from tests.helpers.cli import run_cli
 
 
 def cfg_for(tmp_path, data_dir, *overrides):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "config",
-            overrides=[
-                f"paths.work_dir={tmp_path}",
-                f"paths.data_dir={data_dir}",
-                f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-                "eval.progress=false",
-                *overrides,
-            ],
-        )
+    return compose(
+        [
+            f"paths.work_dir={tmp_path}",
+            f"paths.data_dir={data_dir}",
+            f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+            "eval.progress=false",
+            *overrides,
+        ]
+    )
 
 
 def test_rating_model_on_a_kfold_split_logs_rmse_and_ranks(tmp_path, data_dir):

@@ -10,11 +10,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from mmbench import pipeline
-from mmbench.config import CONF_DIR
+from mmbench.config import compose
 from mmbench.evaluation.metrics import metric_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,17 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("model", ["pop", "itemknn"])
 def test_logged_metrics_match_independent_recomputation(model, data_dir, tmp_path):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                f"paths.work_dir={tmp_path}",
-                f"paths.data_dir={data_dir}",
-                f"model={model}",
-                "eval.progress=false",
-                f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-            ],
-        )
+    cfg = compose(
+        [
+            f"paths.work_dir={tmp_path}",
+            f"paths.data_dir={data_dir}",
+            f"model={model}",
+            "eval.progress=false",
+            f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        ]
+    )
     res = pipeline.run(cfg)
     logged = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.metrics
     out = subprocess.run(
@@ -83,19 +80,17 @@ def test_sparse_users_are_the_evaluators_flagged_ones(tmp_path):
 
 def test_truncated_user_metrics_match_independent_recomputation(tmp_path):
     """split=sparse_history: ``test/truncated/<metric>`` recomputed over the users listed in split.json."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                f"paths.work_dir={tmp_path}",
-                "dataset=synthetic",
-                "model=pop",
-                "split=sparse_history",
-                "split.k=1",
-                "eval.progress=false",
-                f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-            ],
-        )
+    cfg = compose(
+        [
+            f"paths.work_dir={tmp_path}",
+            "dataset=synthetic",
+            "model=pop",
+            "split=sparse_history",
+            "split.k=1",
+            "eval.progress=false",
+            f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        ]
+    )
     res = pipeline.run(cfg)
     logged = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.metrics
     out = subprocess.run(

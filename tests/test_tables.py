@@ -139,7 +139,7 @@ def write_split(folder, test_rows):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """The store's URI and, per run, (protocol, row, seed, run id, per-user frame, logged metrics)."""
-    from tests.conftest import log_mlflow_run
+    from tests.helpers.mlflow_runs import log_mlflow_run
 
     tmp = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{tmp}/mlflow.db"
@@ -359,7 +359,7 @@ def test_split_group_metric_is_tested_on_that_groups_users(tmp_path):
     group (``split.json``), not every test user."""
     import json
 
-    from tests.conftest import log_mlflow_run
+    from tests.helpers.mlflow_runs import log_mlflow_run
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     split = tmp_path / "split"

@@ -11,10 +11,10 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from mmbench.data.hashing import mix64
 from mmbench.data.interactions import Interactions
 from mmbench.evaluation.metrics import FULL_RANKING_METRICS, RANKING_METRICS, mae, rmse
 from mmbench.models.base import Recommender
-from mmbench.models.random import mix64
 
 
 @contextmanager
@@ -270,7 +270,7 @@ class Evaluator:
     def rating_means(self, model: Recommender, target: Interactions) -> dict[str, float]:
         """``rmse`` and ``mae`` of ``model.predict`` on the target's (user, item, rating) triples; empty for
         models that don't predict ratings and for implicit targets."""
-        if not hasattr(model, "predict") or target.is_implicit or not len(target):
+        if not model.capabilities.predicts_ratings or target.is_implicit or not len(target):
             return {}
         pred = _predict_batched(model, target, self.batch_size * 256)
         truth = torch.as_tensor(target.ratings)

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from mmbench import pipeline, tables
-from mmbench.config import CONF_DIR
+from mmbench.config import compose
 from mmbench.evaluation.metrics import metric_key
 
 log = logging.getLogger(__name__)
@@ -114,8 +113,7 @@ def key(protocol: str, e: Entry, seed: int) -> tuple[str, str, str, str, str]:
 
 def compose_run(overrides: list[str]) -> DictConfig:
     """The config of one grid run: ``experiment=mm_ml100k`` plus ``overrides``."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=[f"experiment={EXPERIMENT}", *overrides])
+    return compose([f"experiment={EXPERIMENT}", *overrides])
 
 
 def tracking_uri(extra: Sequence[str] = ()) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Self
+from dataclasses import dataclass
+from typing import ClassVar, Self
 
 import torch
 from torch import nn
@@ -13,12 +14,52 @@ from torch.utils.data import IterableDataset
 from mmbench.data.interactions import Interactions
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model class does, declared once (``capabilities = Capabilities(...)``); the pipeline, the trainer
+    and the evaluator read it instead of checking types or attributes.
+
+    ``predicts_ratings``: implements ``predict(users, items)`` (RMSE / MAE are computed, ``trainer.monitor=rmse``
+    is allowed). ``item_features``: reads the run's item features, given by ``set_features`` before fitting.
+    ``user_features``: reads user features, given by ``set_user_features``. ``neural``: a
+    :class:`NeuralRecommender` fitted by :class:`~mmbench.training.NeuralTrainer`, not by its own ``fit``.
+    """
+
+    predicts_ratings: bool = False
+    item_features: bool = False
+    user_features: bool = False
+    neural: bool = False
+
+
+_REQUIRED = {
+    "predicts_ratings": ("predict",),
+    "item_features": ("set_features",),
+    "user_features": ("set_user_features",),
+    "neural": ("build", "loss", "train_data"),
+}
+
+
 class Recommender(ABC):
     """``fit(train, val)`` then ``score(users)``: one row of item scores per user.
 
     ``score`` returns a new float tensor (callers mask it in place), on ``device``.
-    Models that predict ratings also implement ``predict(users, items)``.
+    Models that predict ratings also implement ``predict(users, items)`` and declare it in ``capabilities``.
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A declaration and the methods behind it go together: fails at class definition otherwise."""
+        super().__init_subclass__(**kwargs)
+        caps = cls.capabilities
+        if not isinstance(caps, Capabilities):
+            raise TypeError(f"{cls.__name__}.capabilities must be a Capabilities, got {caps!r}")
+        for flag, methods in _REQUIRED.items():
+            missing = [m for m in methods if not callable(getattr(cls, m, None))]
+            if getattr(caps, flag) and missing:
+                raise TypeError(f"{cls.__name__} declares {flag}=True but has no {missing}")
+        if callable(getattr(cls, "predict", None)) and not caps.predicts_ratings:
+            raise TypeError(f"{cls.__name__} has predict() but does not declare Capabilities(predicts_ratings=True)")
 
     @abstractmethod
     def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
@@ -27,6 +68,10 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         """Scores ``[len(users), n_items]`` (or ``[len(users), len(items)]`` for given items)."""
+
+    def diagnostics(self) -> dict[str, float]:
+        """Numbers to log after training (e.g. mean attention weight per modality); none by default."""
+        return {}
 
     @property
     def device(self) -> torch.device:
@@ -39,6 +84,8 @@ class NeuralRecommender(nn.Module, Recommender):
     ``build(train)`` creates the parameters once the id space is known; ``train_data``
     gives the per-epoch training batches.
     """
+
+    capabilities = Capabilities(neural=True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,12 +111,12 @@ class NeuralRecommender(nn.Module, Recommender):
         return self.optimizer(self.parameters())
 
     def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
-        """Train with the default :class:`~mmbench.training.NeuralTrainer` (the pipeline passes its own)."""
-        from mmbench.evaluation.evaluator import Evaluator
-        from mmbench.training.trainer import NeuralTrainer
-
-        NeuralTrainer().fit(self, train, val, Evaluator(progress=False))
-        return self
+        """Neural models are fitted by the trainer, which sits above the models: ``NeuralTrainer().fit(model,
+        train, val)`` (the pipeline's fit stage does it with the run's ``trainer`` config)."""
+        raise TypeError(
+            f"{type(self).__name__} is trained by mmbench.training.NeuralTrainer: call "
+            "NeuralTrainer(...).fit(model, train, val) instead of model.fit(train, val)"
+        )
 
     @property
     def device(self) -> torch.device:

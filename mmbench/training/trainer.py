@@ -71,18 +71,23 @@ class NeuralTrainer:
         self,
         model: NeuralRecommender,
         train: Interactions,
-        val: Interactions | None,
-        evaluator: Evaluator,
+        val: Interactions | None = None,
+        evaluator: Evaluator | None = None,
         logger: Logger | bool = False,
         callbacks: Sequence[pl.Callback] = (),
     ) -> FitReport:
+        """Build ``model`` for ``train``'s id space and train it; with ``val``, early stopping and the restored
+        checkpoint follow ``val/<monitor>`` as computed by ``evaluator`` (default: ``Evaluator(progress=False)``)."""
+        evaluator = Evaluator(progress=False) if evaluator is None else evaluator
+        if not model.capabilities.neural:
+            raise TypeError(f"{type(model).__name__} is not trained by NeuralTrainer: call model.fit(train, val)")
         pl.seed_everything(self.seed, workers=True, verbose=False)
         model.build(train)
         key = metric_key(f"val/{self.monitor}")
         mode = metric_for(self.monitor).mode
         has_val = val is not None and len(val) > 0
         rating_monitor = self.monitor in RATING_METRICS
-        if has_val and rating_monitor and (not hasattr(model, "predict") or val.is_implicit):
+        if has_val and rating_monitor and (not model.capabilities.predicts_ratings or val.is_implicit):
             raise ValueError(
                 f"trainer.monitor={self.monitor!r} needs a model that predicts ratings and rated validation data; "
                 f"{type(model).__name__} on {'implicit' if val.is_implicit else 'rated'} data: monitor a ranking metric"

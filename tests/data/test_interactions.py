@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from mmbench.data.interactions import UserContent
-from tests.conftest import make_dataset
+from tests.helpers.data import make_dataset
 
 
 def test_build_dataset_maps_raw_ids_to_contiguous_sorted_ids():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mmbench.data.preprocess import Preprocess
-from tests.conftest import make_dataset
+from tests.helpers.data import make_dataset
 
 
 def dup_dataset():

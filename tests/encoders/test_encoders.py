@@ -238,7 +238,7 @@ def test_user_features_need_user_content_or_a_file(tmp_path):
 
 
 def test_tfidf_fits_on_training_items_only_unless_transductive(tmp_path):
-    from tests.conftest import make_dataset
+    from tests.helpers.data import make_dataset
 
     # items 10, 11 are trained on; item 12 (cold: only in test) brings the word "zebra"
     ds = make_dataset([0, 0, 1, 1], [10, 11, 10, 12])

@@ -3,26 +3,9 @@ import pytest
 import torch
 
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.base import Recommender
-from tests.conftest import make_interactions
-
-
-class Fixed(Recommender):
-    """Scores from a fixed matrix; records the batch sizes it was asked for."""
-
-    def __init__(self, scores):
-        self.scores = torch.tensor(scores, dtype=torch.float32)
-        self.batches = []
-
-    def fit(self, train, val=None):
-        return self
-
-    def score(self, users, items=None):
-        self.batches.append(len(users))
-        return self.scores[users].clone()
-
-
-SCORES = [[5, 4, 3, 2, 1], [1, 2, 3, 4, 5], [5, 4, 3, 2, 1]]
+from mmbench.models.base import Capabilities, Recommender
+from tests.helpers.data import make_interactions
+from tests.helpers.models import SCORES, Fixed
 
 
 def test_masks_excluded_items_and_ranks_the_rest():
@@ -62,6 +45,8 @@ def test_batches_do_not_change_results_and_respect_batch_size():
 
 def test_rating_metrics_for_models_that_predict():
     class Rating(Fixed):
+        capabilities = Capabilities(predicts_ratings=True)
+
         def predict(self, users, items):
             return self.scores[users, items]
 
@@ -190,6 +175,8 @@ def test_select_topk_with_infinities_and_small_rows():
 
 class Dropout(torch.nn.Module, Recommender):
     """Scores through dropout: random in training mode, fixed in eval mode."""
+
+    capabilities = Capabilities(predicts_ratings=True)
 
     def __init__(self):
         super().__init__()

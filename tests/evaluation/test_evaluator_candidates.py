@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mmbench.evaluation.evaluator import Evaluator
-from tests.conftest import make_interactions
-from tests.evaluation.test_evaluator import SCORES, Fixed
+from tests.helpers.data import make_interactions
+from tests.helpers.models import SCORES, Fixed
 
 
 def test_target_candidates_rank_only_the_target_items():

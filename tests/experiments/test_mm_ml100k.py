@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
-from mmbench.config import CONF_DIR, validate
+from mmbench.config import compose, validate
 from mmbench.experiments import mm_ml100k
 from mmbench.experiments.mm_ml100k import PROTOCOLS, entries, key, run_grid, write_tables
-from tests.conftest import log_mlflow_run
+from tests.helpers.mlflow_runs import log_mlflow_run
 
 
 def test_entries_compose_and_are_unique(tmp_path, monkeypatch):
@@ -19,8 +18,7 @@ def test_entries_compose_and_are_unique(tmp_path, monkeypatch):
     for e in entries():
         assert set(e.protocols) <= set(PROTOCOLS)
         for protocol in e.protocols:
-            with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-                cfg = compose("config", overrides=["experiment=mm_ml100k", *PROTOCOLS[protocol], *e.overrides])
+            cfg = compose(["experiment=mm_ml100k", *PROTOCOLS[protocol], *e.overrides])
             validate(cfg)
             assert (cfg.eval.candidates == "target") == (protocol == "cold")
             assert cfg.split._target_.endswith(

@@ -8,8 +8,7 @@ import torch
 
 from mmbench.encoders.base import ModalityFeatures
 from mmbench.fusion import AttentionFusion, EarlyFusion, GatedFusion, GraphFusion, HybridFusion, LateFusion
-from mmbench.fusion.graph import knn_graph, sym_normalise
-from tests.conftest import make_interactions
+from tests.helpers.data import make_interactions
 
 N, D = 6, 4
 MASK_IMG = torch.tensor([True, False, True, False, True, True])  # items 1 and 3 have no image
@@ -86,21 +85,6 @@ def test_attention_weights_are_a_softmax_over_available_sources():
     d = f.diagnostics()
     assert set(d) == {"fusion/attention_id", "fusion/attention_text", "fusion/attention_image"}
     assert sum(d.values()) == pytest.approx(1.0)
-
-
-def test_knn_graph_by_hand_and_missing_items_have_no_edges():
-    x = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [1, 1]], np.float32)
-    mask = np.array([True, True, True, True, False])
-    g = knn_graph(x, mask, k=1).toarray()
-    assert g.tolist() == [
-        [0, 1, 0, 0, 0],
-        [1, 0, 0, 0, 0],
-        [0, 0, 0, 1, 0],
-        [0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0],
-    ]
-    s = sym_normalise(knn_graph(x, mask, k=2)).toarray()
-    assert np.allclose(s, s.T) and s[4].sum() == 0
 
 
 def test_graph_fusion_reaches_a_cold_item_through_modalities():

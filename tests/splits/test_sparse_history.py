@@ -113,7 +113,7 @@ def test_pipeline_logs_truncated_user_metrics(tmp_path):
     from mlflow.tracking import MlflowClient
 
     from mmbench import pipeline
-    from tests.test_pipeline import cfg_for
+    from tests.helpers.config import cfg_for
 
     res = pipeline.run(cfg_for(tmp_path, "model=pop", "split=sparse_history", "split.k=1", "split.share=0.3"))
     m = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.metrics

@@ -15,8 +15,8 @@ from mmbench.splits.splitters import (
     RandomSplit,
     TemporalSplit,
 )
-from tests.conftest import make_dataset
-from tests.evaluation.test_evaluator import Fixed
+from tests.helpers.data import make_dataset
+from tests.helpers.models import Fixed
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@
 The GPU run of these precisions is ``scripts/gpu_check_mm.py``; on CPU, Lightning's bf16-mixed uses CPU
 autocast, so the same code paths (sparse graph products, attention softmax, masked modalities, the
 trainable CNN/LSTM) are exercised here without a GPU. This test found that graph fusion, FREEDOM and
-LightGCN failed in backward under autocast (sparse products; fixed by ``mmbench.fusion.graph.sparse_mm``).
+LightGCN failed in backward under autocast (sparse products; fixed by ``mmbench.data.graph.sparse_mm``).
 """
 
 from __future__ import annotations
@@ -12,17 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from mmbench.config import CONF_DIR
+from mmbench.config import compose
 from mmbench.data.synthetic import Synthetic
 from mmbench.encoders import build_features
 from mmbench.encoders.image import SeedCNN
 from mmbench.encoders.precomputed import MultiHotEncoder
 from mmbench.encoders.text import LSTMEncoder, TfidfEncoder
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.multimodal import MultimodalRecommender
 from mmbench.splits import load_or_create
 from mmbench.splits.splitters import RandomSplit
 from mmbench.training import NeuralTrainer
@@ -49,10 +47,9 @@ def data(tmp_path_factory):
 def test_trains_and_ranks_under_bf16_autocast(data, choice):
     split, frozen, trainable = data
     name, *overrides = choice.split()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"model={name}", *overrides])
+    cfg = compose([f"model={name}", *overrides])
     model = instantiate(cfg.model)
-    if isinstance(model, MultimodalRecommender):
+    if model.capabilities.item_features:
         model.set_features(trainable if name.startswith("seed") else frozen)
     ev = Evaluator(ks=[10], metrics=["ndcg"], progress=False)
     trainer = NeuralTrainer(max_epochs=2, batch_size=128, precision="bf16-mixed", enable_progress_bar=False)

@@ -3,7 +3,7 @@ import pytest
 from mmbench.data.preprocess import Preprocess
 from mmbench.data.synthetic import Synthetic
 from mmbench.evaluation.evaluator import Evaluator
-from mmbench.models.bpr import BPR
+from mmbench.models.neural.bpr import BPR
 from mmbench.splits import load_or_create
 from mmbench.splits.splitters import RandomSplit
 from mmbench.training import NeuralTrainer
@@ -39,7 +39,7 @@ def test_rating_models_can_select_the_epoch_by_validation_rmse(split, tmp_path):
     from mmbench.encoders import build_features
     from mmbench.encoders.image import SeedCNN
     from mmbench.encoders.text import LSTMEncoder
-    from mmbench.models.seed_cnn_lstm import SeedCNNLSTMPersonal
+    from mmbench.models.multimodal.seed_cnn_lstm import SeedCNNLSTMPersonal
 
     ds = Preprocess()(Synthetic(n_users=150, n_items=200, seed=0).read())
     feats, _, _ = build_features(

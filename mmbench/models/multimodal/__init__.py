@@ -1,0 +1,1 @@
+"""Models that read item (and user) features: FusionRec, VBPR, FREEDOM, the seed CNN+LSTM models."""

@@ -1,0 +1,60 @@
+"""Base of models that use item features: the pipeline calls ``set_features`` before ``fit``.
+
+The :class:`~mmbench.models.base.Recommender` interface is unchanged; a multimodal model additionally
+has ``features`` (modality -> :class:`~mmbench.encoders.ModalityFeatures`, set by the encoder stage).
+Models that read user features (``user_encoders``) declare ``Capabilities(user_features=True)`` and receive
+them through ``set_user_features``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mmbench.encoders.base import ModalityFeatures
+from mmbench.models.base import Capabilities, NeuralRecommender
+
+
+class MultimodalRecommender(NeuralRecommender):
+    """A neural recommender fed per-modality item features; ``modalities`` picks which of them it uses
+    (``None``: every modality the run's ``encoders`` provide)."""
+
+    capabilities = Capabilities(item_features=True, neural=True)
+    min_modalities: int = 0
+
+    def __init__(self, modalities: Sequence[str] | None = None) -> None:
+        super().__init__()
+        self.modalities = None if modalities is None else list(modalities)
+        self.features: dict[str, ModalityFeatures] = {}
+        self.user_features: dict[str, ModalityFeatures] = {}
+
+    def set_features(self, features: dict[str, ModalityFeatures]) -> None:
+        """Keep the modalities this model uses; a requested modality without features fails here, before training."""
+        if self.modalities is None:
+            chosen = dict(features)
+        else:
+            missing = [m for m in self.modalities if m not in features]
+            if missing:
+                raise ValueError(
+                    f"{type(self).__name__}: modalities {missing} have no encoder; configured encoders: "
+                    f"{sorted(features)} (add e.g. +encoder@encoders.{missing[0]}=...)"
+                )
+            chosen = {m: features[m] for m in self.modalities}
+        if len(chosen) < self.min_modalities:
+            raise ValueError(
+                f"{type(self).__name__} needs at least {self.min_modalities} modality with item features; "
+                f"got {sorted(chosen)} (configure `encoders`)"
+            )
+        self.features = chosen
+
+    def set_user_features(self, features: dict[str, ModalityFeatures]) -> None:
+        """Per-user features (modality -> rows indexed by contiguous user id), all of them."""
+        if features and not self.capabilities.user_features:
+            raise ValueError(f"{type(self).__name__} uses no user features (got {sorted(features)})")
+        self.user_features = dict(features)
+
+    def check_features(self) -> None:
+        """Called from ``build``: fails clearly when the model was never given its features."""
+        if len(self.features) < self.min_modalities:
+            raise ValueError(
+                f"{type(self).__name__} needs item features: call set_features() (the pipeline does, from `encoders`)"
+            )

@@ -1,0 +1,162 @@
+"""FusionRec: a user embedding against an item tower of any encoders and any fusion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmbench.data.interactions import Interactions
+from mmbench.data.sampling import PairwiseSampler
+from mmbench.encoders.base import ModalityFeatures
+from mmbench.fusion.base import Fusion
+from mmbench.models.base import Capabilities
+from mmbench.models.multimodal.base import MultimodalRecommender
+
+
+class FusionRec(MultimodalRecommender):
+    """``score(u, i) = p_u · fusion(q_i, proj_m(enc_m(x_i^m)) for each modality m)``.
+
+    Each modality's features (frozen table or trainable encoder) go through LayerNorm + Linear to
+    ``embedding_dim``; the fusion combines them with the item id embedding ``q_i``. Loss ``bpr``
+    (pairwise, one sampled negative per event) or ``bce`` (the event is a positive, the sampled item a
+    negative), plus ``reg`` times the squared norms of the batch's user and id vectors. With no
+    modality the fusion is skipped and the model is BPR-MF (same parameters and initialisation as
+    :class:`~mmbench.models.neural.bpr.BPR`).
+
+    User features (the run's ``user_encoders``, frozen): ``p_u = e_u + W [x_u^1; x_u^2; ...] + b``, a learned
+    projection of the concatenated user features, for users that have any (a modality a user lacks is a zero
+    block; a user with none keeps ``e_u`` alone). ``user_id_embedding=false`` drops ``e_u``: users are then
+    their features only, so users never seen in training are scored too (a user without any features scores
+    every item 0). Without user features the model is unchanged (same parameters, initialisation and results).
+    """
+
+    capabilities = Capabilities(item_features=True, user_features=True, neural=True)
+
+    def __init__(
+        self,
+        embedding_dim: int = 64,
+        fusion: Fusion | None = None,
+        modalities: Sequence[str] | None = None,
+        loss: str = "bpr",
+        reg: float = 1e-5,
+        init_std: float = 0.1,
+        user_id_embedding: bool = True,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    ) -> None:
+        super().__init__(modalities)
+        if loss not in ("bpr", "bce"):
+            raise ValueError(f"model.loss={loss!r}: choose bpr or bce")
+        self.embedding_dim, self.loss_name, self.reg, self.init_std = embedding_dim, loss, reg, init_std
+        self.user_id_embedding = user_id_embedding
+        self.fusion = fusion
+        self.optimizer = optimizer
+
+    def set_user_features(self, features: dict[str, ModalityFeatures]) -> None:
+        super().set_user_features(features)
+        self.check_user_features()
+
+    def check_user_features(self) -> None:
+        if not self.user_id_embedding and not self.user_features:
+            raise ValueError(
+                "FusionRec: model.user_id_embedding=false needs user features; configure user_encoders "
+                "(e.g. +encoder@user_encoders.demographics=demographics)"
+            )
+
+    def build(self, train: Interactions) -> None:
+        self.check_features()
+        self.check_user_features()
+        mods = list(self.features)
+        d = self.embedding_dim
+        user_dim = d
+        if mods:
+            if self.fusion is None:
+                raise ValueError("FusionRec: modalities are configured but model.fusion is null; pick conf/fusion")
+            self.fusion.setup(["id", *mods], d, train, self.features)
+            user_dim = self.fusion.user_dim
+        if self.user_id_embedding:
+            self.user_emb = nn.Embedding(train.n_users, user_dim)
+        self.item_emb = nn.Embedding(train.n_items, d)
+        if self.user_id_embedding:
+            nn.init.normal_(self.user_emb.weight, std=self.init_std)
+        nn.init.normal_(self.item_emb.weight, std=self.init_std)
+        self.encoders = nn.ModuleDict({m: f.module() for m, f in self.features.items()})
+        self.proj = nn.ModuleDict(
+            {m: nn.Sequential(nn.LayerNorm(enc.out_dim), nn.Linear(enc.out_dim, d)) for m, enc in self.encoders.items()}
+        )
+        for m, f in self.features.items():
+            self.register_buffer(f"mask_{m}", torch.as_tensor(f.mask, dtype=torch.bool), persistent=False)
+        if self.user_features:  # created last: without user features nothing above changes
+            self.build_user_projection(train.n_users, user_dim)
+
+    def build_user_projection(self, n_users: int, user_dim: int) -> None:
+        """``user_x`` (the concatenated user features, zero blocks where masked), ``user_has`` (users with any)
+        and the projection ``user_proj``."""
+        blocks = []
+        for m, f in self.user_features.items():
+            x = f.require_frozen("FusionRec (user features)")
+            if len(x) != n_users:
+                raise ValueError(f"FusionRec: user features {m!r} have {len(x)} rows for {n_users} users")
+            blocks.append(np.where(f.mask[:, None], x, 0))
+        has = np.any([f.mask for f in self.user_features.values()], axis=0)
+        x = torch.as_tensor(np.concatenate(blocks, axis=1), dtype=torch.float32)
+        self.register_buffer("user_x", x, persistent=False)
+        self.register_buffer("user_has", torch.as_tensor(has, dtype=torch.bool), persistent=False)
+        self.user_proj = nn.Linear(x.shape[1], user_dim)
+
+    def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
+        return PairwiseSampler(train, batch_size, seed)
+
+    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Item tower output for ``items`` (all items when None)."""
+        if not self.encoders:
+            return self.item_emb.weight if items is None else self.item_emb(items)
+        if items is not None and not self.fusion.needs_all_items and len(items) > 1:
+            # a training batch repeats items: encode each distinct item once (a 2048-event batch of
+            # ML-100K holds ~4096 positives and negatives but at most 1,682 distinct items)
+            uniq, inverse = torch.unique(items, return_inverse=True)
+            if len(uniq) < len(items):
+                return self.item_vectors(uniq)[inverse]
+        all_items = items is None or self.fusion.needs_all_items
+        idx = torch.arange(self.item_emb.num_embeddings, device=self.device) if all_items else items
+        h = {"id": self.item_emb(idx)}
+        mask = {"id": torch.ones(len(idx), dtype=torch.bool, device=idx.device)}
+        for m, enc in self.encoders.items():
+            h[m] = self.proj[m](enc(idx))
+            mask[m] = getattr(self, f"mask_{m}")[idx]
+        out = self.fusion(h, mask, idx if not all_items else torch.arange(len(idx), device=idx.device))
+        return out if items is None or not all_items else out[items]
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        """``p_u``: the id embedding plus the projected user features (each where there is one)."""
+        if not self.user_features:
+            return self.user_emb(users)
+        p = self.user_proj(self.user_x[users]) * self.user_has[users, None]
+        return self.user_emb(users) + p if self.user_id_embedding else p
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        u, i, j = batch
+        pu = self.user_vectors(u)
+        q = self.item_vectors(torch.cat([i, j]))
+        qi, qj = q[: len(i)], q[len(i) :]
+        si, sj = (pu * qi).sum(-1), (pu * qj).sum(-1)
+        if self.loss_name == "bpr":
+            main = -F.logsigmoid(si - sj)
+        else:
+            main = F.binary_cross_entropy_with_logits(si, torch.ones_like(si), reduction="none")
+            main = main + F.binary_cross_entropy_with_logits(sj, torch.zeros_like(sj), reduction="none")
+        reg = (pu.pow(2).sum(-1) + self.item_emb(i).pow(2).sum(-1) + self.item_emb(j).pow(2).sum(-1)) / 2
+        return (main + self.reg * reg).mean()
+
+    def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        return self.user_vectors(users) @ self.item_vectors(items).T
+
+    def diagnostics(self) -> dict[str, float]:
+        if self.fusion is None or not self.encoders:
+            return {}
+        with torch.no_grad():
+            self.item_vectors()  # fusions keep their weights over the whole catalogue
+        return self.fusion.diagnostics()

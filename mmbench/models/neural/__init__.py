@@ -1,0 +1,1 @@
+"""Neural collaborative filtering trained by the neural trainer: BPR-MF, LightGCN."""

@@ -1,0 +1,49 @@
+"""BPR-MF (Rendle et al. 2009): user and item embeddings trained with the pairwise BPR loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmbench.data.interactions import Interactions
+from mmbench.data.sampling import PairwiseSampler
+from mmbench.models.base import NeuralRecommender
+
+
+class BPR(NeuralRecommender):
+    """``score(u, i) = p_u · q_i``; loss ``-log σ(s_ui - s_uj) + reg · (|p_u|² + |q_i|² + |q_j|²) / 2``
+    averaged over the batch, with one sampled negative ``j`` per observed ``(u, i)``."""
+
+    def __init__(
+        self,
+        embedding_dim: int = 64,
+        reg: float = 1e-5,
+        init_std: float = 0.1,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    ) -> None:
+        super().__init__()
+        self.embedding_dim, self.reg, self.init_std = embedding_dim, reg, init_std
+        self.optimizer = optimizer
+
+    def build(self, train: Interactions) -> None:
+        self.user_emb = nn.Embedding(train.n_users, self.embedding_dim)
+        self.item_emb = nn.Embedding(train.n_items, self.embedding_dim)
+        nn.init.normal_(self.user_emb.weight, std=self.init_std)
+        nn.init.normal_(self.item_emb.weight, std=self.init_std)
+
+    def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
+        return PairwiseSampler(train, batch_size, seed)
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        u, i, j = batch
+        pu, qi, qj = self.user_emb(u), self.item_emb(i), self.item_emb(j)
+        x = (pu * (qi - qj)).sum(-1)
+        reg = (pu.pow(2).sum(-1) + qi.pow(2).sum(-1) + qj.pow(2).sum(-1)) / 2
+        return (-F.logsigmoid(x) + self.reg * reg).mean()
+
+    def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        q = self.item_emb.weight if items is None else self.item_emb(items)
+        return self.user_emb(users) @ q.T

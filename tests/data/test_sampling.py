@@ -1,0 +1,37 @@
+import numpy as np
+import torch
+
+from mmbench.data.sampling import PairwiseSampler
+from tests.helpers.data import make_interactions
+
+
+def test_every_event_once_with_true_negatives_and_seeded_epochs():
+    pairs = [(u, i) for u in range(5) for i in range(u, u + 6)]
+    train = make_interactions(pairs, 5, 12)
+    s = PairwiseSampler(train, batch_size=7, seed=3)
+    epoch1 = [tuple(t.numpy() for t in b) for b in s]
+    u = np.concatenate([b[0] for b in epoch1])
+    i = np.concatenate([b[1] for b in epoch1])
+    j = np.concatenate([b[2] for b in epoch1])
+    assert len(epoch1) == len(s) == 5 and max(len(b[0]) for b in epoch1) == 7
+    assert sorted(zip(u.tolist(), i.tolist())) == sorted(pairs)
+    positives = set(pairs)
+    assert not any((a, b) in positives for a, b in zip(u.tolist(), j.tolist()))
+    epoch2 = np.concatenate([b[0] for b in s])
+    assert not np.array_equal(u, epoch2)  # a new shuffle each epoch
+    again = PairwiseSampler(train, batch_size=7, seed=3)
+    np.testing.assert_array_equal(np.concatenate([b[2] for b in again]), j)
+
+
+def test_dense_and_sorted_key_lookups_give_the_same_negatives(monkeypatch):
+    train = make_interactions([(u, i) for u in range(6) for i in range(9) if (u + i) % 3], 6, 9)
+    dense = PairwiseSampler(train, 4, seed=5)
+    monkeypatch.setattr(PairwiseSampler, "DENSE_LIMIT", 0)
+    keyed = PairwiseSampler(train, 4, seed=5)
+    assert dense._dense is not None and keyed._dense is None
+    for _ in range(3):  # three epochs
+        for a, b in zip(dense, keyed, strict=True):
+            for x, y in zip(a, b, strict=True):
+                assert torch.equal(x, y)
+            u, j = a[0].numpy(), a[2].numpy()
+            assert not ((u + j) % 3).any()  # every negative is an unseen item: (u + j) divisible by 3

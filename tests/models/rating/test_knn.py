@@ -1,0 +1,116 @@
+"""The k-NN family on a hand-computed case, similarities against a brute-force reference, ML-100K."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmbench.models.rating.base import rating_matrix
+from mmbench.models.rating.knn import KNNBaseline, KNNBasic, KNNWithMeans, KNNWithZScore, similarity
+from tests.helpers.data import make_interactions
+from tests.helpers.ratings import MU, PAIRS, RATINGS, TRAIN
+
+# msd similarities of u0 to the raters of i3: u1 (common i0, i1: diffs 1, 0), u2 (i0, i2: 4, 2), u3 (i1: -1)
+S1, S2, S3 = 1 / (0.5 + 1), 1 / (10 + 1), 1 / (1 + 1)
+
+
+def pred(model, u=0, i=3):
+    return model.predict(torch.tensor([u]), torch.tensor([i])).item()
+
+
+def test_msd_similarities_by_hand():
+    sim = KNNBasic().fit(TRAIN).sim
+    np.testing.assert_allclose(sim[0, [0, 1, 2, 3]], [1.0, S1, S2, S3])
+
+
+def test_knn_basic_by_hand():
+    all3 = (S1 * 5 + S2 * 2 + S3 * 1) / (S1 + S2 + S3)
+    assert pred(KNNBasic().fit(TRAIN)) == pytest.approx(all3)
+    assert pred(KNNBasic(k=2).fit(TRAIN)) == pytest.approx(23 / 7)  # u1 and u3 only
+    assert pred(KNNBasic(min_k=4).fit(TRAIN)) == pytest.approx(MU)  # 3 neighbours < min_k: global mean
+    assert pred(KNNBasic().fit(TRAIN), 0, 4) == pytest.approx(MU)  # unknown item
+
+
+def test_knn_with_means_and_zscore_by_hand():
+    # means u0 = 4, u1 = 4, u3 = 2.5; k=2 uses u1 (+1) and u3 (-1.5)
+    assert pred(KNNWithMeans(k=2).fit(TRAIN)) == pytest.approx(4 + (S1 * 1 + S3 * -1.5) / (S1 + S3))
+    assert pred(KNNWithMeans(min_k=4).fit(TRAIN)) == pytest.approx(4.0)  # too few: the user's mean
+    sd0 = sd1 = math.sqrt(2 / 3)  # population std of (5, 3, 4) and (4, 3, 5); u3: (4, 1) -> 1.5
+    expected = 4 + sd0 * (S1 * 1 / sd1 + S3 * -1.5 / 1.5) / (S1 + S3)
+    assert pred(KNNWithZScore(k=2).fit(TRAIN)) == pytest.approx(expected)
+
+
+def test_knn_baseline_by_hand():
+    m = KNNBaseline(k=2).fit(TRAIN)
+    bu, bi = m.bx, m.by
+    base = lambda u, i: MU + bu[u] + bi[i]  # noqa: E731
+    expected = base(0, 3) + (S1 * (5 - base(1, 3)) + S3 * (1 - base(3, 3))) / (S1 + S3)
+    assert pred(m) == pytest.approx(expected)
+    assert pred(m, 0, 4) == pytest.approx(MU + bu[0])  # unknown item: the known bias only
+
+
+def test_item_based_is_user_based_on_the_transpose():
+    flipped = make_interactions([(i, u) for u, i in PAIRS], 5, 4, RATINGS)
+    for sim in ("msd", "cosine", "pearson", "pearson_baseline"):
+        a = KNNWithMeans(k=2, sim=sim, user_based=False, reg_u=10.0, reg_i=15.0).fit(TRAIN)
+        b = KNNWithMeans(k=2, sim=sim, user_based=True, reg_u=15.0, reg_i=10.0).fit(flipped)
+        np.testing.assert_allclose(a.sim, b.sim)
+        torch.testing.assert_close(a.score(torch.arange(4)), b.score(torch.arange(5)).T)
+
+
+def _reference(R: np.ndarray, name: str, min_support: int, shrinkage: float, res: np.ndarray) -> np.ndarray:
+    """Surprise's similarity formulas, pair by pair over the common support (NaN = missing)."""
+    n = R.shape[0]
+    out = np.eye(n)
+    for a in range(n):
+        for b in range(n):
+            if a == b:
+                continue
+            c = ~np.isnan(R[a]) & ~np.isnan(R[b])
+            x, y, f = R[a, c], R[b, c], c.sum()
+            if f < (max(2, min_support) if name == "pearson_baseline" else min_support):
+                continue
+            if name == "msd":
+                out[a, b] = 1 / (np.mean((x - y) ** 2) + 1)
+            elif name == "cosine":
+                out[a, b] = x @ y / np.sqrt((x @ x) * (y @ y))
+            elif name == "pearson":
+                num = f * (x @ y) - x.sum() * y.sum()
+                den = np.sqrt((f * (x @ x) - x.sum() ** 2) * (f * (y @ y) - y.sum() ** 2))
+                out[a, b] = num / den if den else 0.0
+            else:
+                dx, dy = res[a, c], res[b, c]
+                out[a, b] = dx @ dy / np.sqrt((dx @ dx) * (dy @ dy)) * (f - 1) / (f - 1 + shrinkage)
+    return out
+
+
+@pytest.mark.parametrize("name", ["msd", "cosine", "pearson", "pearson_baseline"])
+@pytest.mark.parametrize("min_support", [1, 3])
+def test_similarities_match_a_brute_force_reference(name, min_support):
+    rng = np.random.default_rng(1)
+    dense = np.where(rng.random((7, 9)) < 0.6, rng.integers(1, 6, (7, 9)).astype(float), np.nan)
+    u, i = np.nonzero(~np.isnan(dense))
+    train = make_interactions(list(zip(u.tolist(), i.tolist())), 7, 9, dense[u, i].tolist())
+    res = dense - 3.0 - rng.normal(0, 0.3, 7)[:, None] - rng.normal(0, 0.3, 9)[None, :]
+    R = rating_matrix(train)
+    rows = np.repeat(np.arange(7), np.diff(R.indptr))
+    got = similarity(R, name, min_support, 5.0, res[rows, R.indices])
+    np.testing.assert_allclose(got, _reference(dense, name, min_support, 5.0, res), atol=1e-12)
+
+
+def test_bad_similarity_name():
+    with pytest.raises(ValueError, match="pearson_baseline"):
+        KNNBasic(sim="jaccard")
+
+
+@pytest.mark.parametrize(
+    "cls, rmse, mae", [(KNNBasic, 0.980, 0.774), (KNNWithMeans, 0.951, 0.749), (KNNBaseline, 0.931, 0.733)]
+)
+def test_ml100k_5fold_matches_published(ml100k, cls, rmse, mae):
+    from tests.helpers.surprise_folds import cv_metrics
+
+    got_rmse, got_mae = cv_metrics(ml100k, cls)
+    assert abs(got_rmse - rmse) < 0.005 and abs(got_mae - mae) < 0.005, (got_rmse, got_mae)
