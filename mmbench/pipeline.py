@@ -197,7 +197,7 @@ def run(cfg: DictConfig) -> RunResult:
     pl.seed_everything(int(cfg.seed), verbose=False)
     tracker: MLflowTracker = instantiate(cfg.logger)
     name = model_name(cfg)
-    dataset_name = getattr(import_target(cfg.dataset._target_), "name", "dataset")
+    dataset_name = cfg.dataset.get("name") or getattr(import_target(cfg.dataset._target_), "name", "dataset")
     tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name))
     status = "FAILED"
     try:

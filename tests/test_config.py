@@ -15,6 +15,9 @@ GROUPS = ["dataset", "preprocess", "split", "model", "trainer", "eval", "logger"
 REQUIRED = {
     ("split", "predefined"): ["split.train=tr.tsv", "split.test=te.tsv"],
     ("split", "predefined_column"): ["split.path=d.inter"],
+    ("dataset", "interactions"): ["dataset.path=events.csv"],
+    ("dataset", "lattice"): ["dataset.path=folder"],
+    ("dataset", "mmrec"): ["dataset.path=folder"],
 }
 
 
