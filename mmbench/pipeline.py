@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import mmbench
 from mmbench.config import flatten, import_target, validate
+from mmbench.data.event_text import fit_training_texts
 from mmbench.data.interactions import Dataset
 from mmbench.encoders import ModalityFeatures, build_features, build_user_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator
@@ -210,6 +211,7 @@ def run(cfg: DictConfig) -> RunResult:
             t = time.perf_counter()
             ds = instantiate(cfg.preprocess)(instantiate(cfg.dataset).read())
             split = load_or_create(ds, instantiate(cfg.split), cfg.paths.split_dir)
+            fit_training_texts(ds, split.train)  # review / tag texts: from training events only
             times["time/data_s"] = time.perf_counter() - t
             tracker.set_tags(
                 {"dataset": ds.name, "split_fingerprint": split.fingerprint, "split_dir": str(split.directory)}

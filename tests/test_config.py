@@ -18,6 +18,8 @@ REQUIRED = {
     ("dataset", "interactions"): ["dataset.path=events.csv"],
     ("dataset", "lattice"): ["dataset.path=folder"],
     ("dataset", "mmrec"): ["dataset.path=folder"],
+    ("dataset", "amazon"): ["dataset.reviews=Baby_5.json.gz"],
+    ("dataset", "yelp"): ["dataset.path=folder"],
 }
 
 

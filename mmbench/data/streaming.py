@@ -165,9 +165,7 @@ def _read_jsonl(path: Path, columns: list[str] | None, string_columns: tuple[str
 def _arrow_type(value: Any, string_columns: tuple[str, ...]) -> pa.DataType:
     if isinstance(value, bool):
         return pa.bool_()
-    if isinstance(value, int):
-        return pa.int64()
-    if isinstance(value, float):
+    if isinstance(value, int | float):  # float64 for ints too: a later 4.5 must not fail an int64 column
         return pa.float64()
     if isinstance(value, list):
         return pa.list_(pa.string()) if all(isinstance(v, str) for v in value) else pa.string()
