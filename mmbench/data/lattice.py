@@ -33,11 +33,21 @@ PARTS = ("train", "val", "test")
 
 def read_id_map(path: Path) -> np.ndarray:
     """Raw id of each index: ``out[k]`` is the raw id mapped to ``k``. Tab or comma separated, with a header,
-    raw id first and index second; every index ``0..n-1`` exactly once, else the file and line are named."""
-    with open(path, encoding="utf-8") as f:
-        header = f.readline()
-    sep = "\t" if "\t" in header else ","
-    df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    raw id first and index second (or a JSON object raw id -> index, as ``user2id.json``); every index ``0..n-1``
+    exactly once, else the file and line are named."""
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataFormatError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+        df = pd.DataFrame({"raw": list(data), "index": [str(v) for v in data.values()]})
+        path_desc = f"{path} (entry"
+    else:
+        with open(path, encoding="utf-8") as f:
+            header = f.readline()
+        sep = "\t" if "\t" in header else ","
+        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+        path_desc = f"{path}: line"
     if df.shape[1] != 2:
         raise DataFormatError(f"{path}: line 1: expected 2 columns (raw id, index), got {list(df.columns)}")
     raw, idx = df.columns
@@ -45,17 +55,22 @@ def read_id_map(path: Path) -> np.ndarray:
     bad = index.isna() | (index < 0) | (index != index.round())
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataFormatError(f"{path}: line {row + 2}: {idx!r} = {df[idx].iloc[row]!r} is not an index")
+        raise DataFormatError(f"{_where(path_desc, row)}: {idx!r} = {df[idx].iloc[row]!r} is not an index")
     index = index.to_numpy(np.int64)
     dup = pd.Index(index).duplicated()
     if dup.any() or (len(index) and index.max() != len(index) - 1):
         row = int(np.flatnonzero(dup)[0]) if dup.any() else int(np.argmax(index))
         raise DataFormatError(
-            f"{path}: line {row + 2}: index {index[row]}: the indices must be 0..{len(index) - 1}, each once"
+            f"{_where(path_desc, row)}: index {index[row]}: the indices must be 0..{len(index) - 1}, each once"
         )
     out = np.empty(len(index), object)
     out[index] = df[raw].to_numpy(object)
     return out
+
+
+def _where(desc: str, row: int) -> str:
+    """``file: line N`` (row 0 is line 2, after the header) or ``file (entry N)`` for JSON maps."""
+    return f"{desc} {row + 2}" if desc.endswith("line") else f"{desc} {row + 1})"
 
 
 def read_json_parts(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, str]]:

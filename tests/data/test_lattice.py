@@ -71,6 +71,14 @@ def test_without_maps_the_indices_are_the_raw_ids(tmp_path):
     assert ds.user_ids.tolist() == [0, 1, 2] and ds.item_ids.tolist() == [0, 1, 2, 3]
 
 
+def test_a_json_user_map_like_user2id_json(tmp_path):
+    root = write_folder(tmp_path)
+    (root / "user2id.json").write_text('{"a": 2, "b": 0, "c": 1}')
+    ds = Lattice(str(root), user_map="user2id.json").read()
+    assert ds.user_ids.tolist() == ["a", "b", "c"]
+    assert ds.user_ids[ds.interactions.users[0]] == "b"  # user index 0 of train.json
+
+
 def test_malformed_folders_fail_naming_file_and_line(tmp_path):
     root = write_folder(tmp_path, train={"0": [0, 9]})
     with pytest.raises(DataFormatError, match=r"i_id_mapping\.csv: the split files use item index 9, the map"):
