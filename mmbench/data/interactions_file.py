@@ -130,9 +130,10 @@ class InteractionsFile(DatasetLoader):
         cols = [c for c in (self.user_col, self.item_col, self.rating_col, self.timestamp_col) if c is not None]
         if len(set(cols)) != len(cols):
             raise ValueError(f"dataset: the column mapping names a column twice: {cols}")
-        table = read_table(path, fmt, cols, self.sep)
-        users = required_ids(table, self.user_col, path, fmt)
-        items = required_ids(table, self.item_col, path, fmt)
+        # ids as text first, so that "007" stays "007"; a column of plain integers becomes int64 (fast joins)
+        table = read_table(path, fmt, cols, self.sep, (self.user_col, self.item_col))
+        users = required_ids(table, self.user_col, path, fmt, int_if_canonical=True)
+        items = required_ids(table, self.item_col, path, fmt, int_if_canonical=True)
         n = table.num_rows
         ratings = numeric(table, self.rating_col, path, fmt, np.float32) if self.rating_col else np.ones(n, np.float32)
         ts = timestamps(table, self.timestamp_col, path, fmt) if self.timestamp_col else np.zeros(n, np.int64)
@@ -178,8 +179,9 @@ class InteractionsFile(DatasetLoader):
         path = Path(file).expanduser()
         fmt = fmt or detect_format(path)
         cols = list(dict.fromkeys([id_col, *text_cols, *string_cols, *feature_cols]))
-        table = read_table(path, fmt, cols, self.sep if fmt in ("csv", "tsv") else None, (*text_cols, *string_cols))
-        ids = align_ids(required_ids(table, id_col, path, fmt), like, path, id_col)
+        strings = (id_col, *text_cols, *string_cols)
+        table = read_table(path, fmt, cols, self.sep if fmt in ("csv", "tsv") else None, strings)
+        ids = align_ids(required_ids(table, id_col, path, fmt, int_if_canonical=True), like, path, id_col)
         data: dict[str, np.ndarray] = {}
         for c in cols[1:]:
             if c in feature_cols:

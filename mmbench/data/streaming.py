@@ -246,9 +246,25 @@ def row_line(path: str | Path, fmt: str, row: int) -> str:
     return f"data row {row + 1}"
 
 
-def required_ids(table: pa.Table, column: str, path: Path, fmt: str) -> np.ndarray:
-    """An id column as numpy (int64 if integral, else str objects); an empty id fails naming file and line."""
+def _canonical_int(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``col`` as int64 when every value is a canonically written integer, else unchanged."""
+    try:
+        ints = pc.cast(col, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return col
+    padded = pc.and_(pc.greater(pc.utf8_length(col), 1), pc.or_(pc.starts_with(col, "0"), pc.starts_with(col, "-0")))
+    odd = pc.or_(padded, pc.or_(pc.starts_with(col, "+"), pc.match_substring(col, " ")))
+    return col if pc.any(odd).as_py() else ints
+
+
+def required_ids(table: pa.Table, column: str, path: Path, fmt: str, int_if_canonical: bool = False) -> np.ndarray:
+    """An id column as numpy (int64 if integral, else str objects); an empty id fails naming file and line.
+
+    With ``int_if_canonical`` a text column whose every value is an integer written canonically (no leading
+    zero, no sign but ``-``) becomes int64: ``7`` is the integer 7, while ``007`` keeps the whole column text."""
     col = table.column(column)
+    if int_if_canonical and pa.types.is_string(col.type):
+        col = _canonical_int(col)
     if pa.types.is_floating(col.type):
         bad = pc.fill_null(pc.not_equal(pc.floor(col), col), True)
         if pc.any(bad).as_py():

@@ -48,6 +48,16 @@ def test_defaults_without_rating_and_timestamp_and_integer_ids(tmp_path):
     assert ds.interactions.ratings.tolist() == [1.0, 1.0, 1.0] and ds.interactions.timestamps.tolist() == [0, 0, 0]
 
 
+def test_ids_with_leading_zeros_stay_text(tmp_path):
+    p = tmp_path / "e.csv"
+    p.write_text("user,item\n007,0972937519\n7,5\n")
+    ds = InteractionsFile(str(p)).read()
+    assert ds.user_ids.tolist() == ["007", "7"] and ds.item_ids.tolist() == ["0972937519", "5"]
+    (tmp_path / "i.csv").write_text("item,title\n5,five\n0972937519,book\n")
+    ds = InteractionsFile(str(p), item_path=str(tmp_path / "i.csv"), item_text_cols=["title"]).read()
+    assert ds.content["text"].values == ["book", "five"]
+
+
 def test_date_timestamps_are_parsed_as_utc_seconds(tmp_path):
     p = tmp_path / "e.csv"
     p.write_text("user,item,when\n1,1,1970-01-02\n1,2,1970-01-01T00:01:00Z\n")
