@@ -70,6 +70,15 @@ def test_2014_reviews_with_python_literal_metadata_and_local_images(tmp_path, ca
     assert set(ds.files) == {"reviews_Toys_5.json.gz", "meta_Toys.json.gz"}
 
 
+def test_loose_json_reviews_are_read_as_python_literals(tmp_path, caplog):
+    lines = [repr({"reviewerID": "u1", "asin": "A", "helpful": [0, 0], "overall": 4.0, "unixReviewTime": 7}),
+             review14("u2", "A", 2.0, 8)]  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        ds = Amazon(str(gz_lines(tmp_path / "reviews_L_5.json.gz", lines))).read()
+    assert ds.user_ids.tolist() == ["u1", "u2"] and ds.interactions.ratings.tolist() == [4.0, 2.0]
+    assert ds.interactions.timestamps.tolist() == [7, 8] and "1 lines are Python literals" in caplog.text
+
+
 def test_2023_release_fields_and_millisecond_timestamps(tmp_path):
     reviews = gz_lines(
         tmp_path / "Toys.jsonl.gz",
