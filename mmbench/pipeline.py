@@ -224,7 +224,7 @@ def run(cfg: DictConfig) -> RunResult:
     torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.seed), verbose=False)
     tracker: MLflowTracker = instantiate(cfg.logger)
-    dataset_name = getattr(import_target(cfg.dataset._target_), "name", "dataset")
+    dataset_name = cfg.dataset.get("name") or getattr(import_target(cfg.dataset._target_), "name", "dataset")
     tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name) | forced)
     status = "FAILED"
     try:
@@ -243,7 +243,7 @@ def run(cfg: DictConfig) -> RunResult:
                 | {f"data_sha256.{name}": digest for name, digest in ds.files.items()}
             )
 
-            ds = content_for_training(ds, split.train)  # split-dependent content (tags) from training events only
+            ds = content_for_training(ds, split.train)  # split-dependent content (tags, reviews): training events only
             t = time.perf_counter()
             features, enc_times = encode(cfg, ds, split, tracker)
             user_features, user_times = encode(cfg, ds, split, tracker, "user_encoders")

@@ -1,11 +1,12 @@
-"""Loading benchmark: generate a large file in a dataset's documented format, then time its loader and measure
-its peak memory in a fresh process (so imports and earlier allocations do not count twice).
+"""Loading benchmark: a generated ratings file of ML-25M's shape (25,000,095 rows of ``userId,movieId,rating,
+timestamp``, 162,541 users, 59,047 movies, ratings 0.5..5 in halves) read by the file loaders, each in a fresh
+process: wall time and peak resident memory (``ru_maxrss``) of ``read()`` and of ``read()`` + the default
+preprocessing (``dedup=last``). Target (issue 12): under 60 s and 4 GB on the 2-core machine.
 
-    python scripts/bench_load.py movielens --rows 25000095 --dir /tmp/bench_ml25m
+    python scripts/bench_load.py                      # generates /tmp/mmbench-bench/ml-25m once, then measures
+    python scripts/bench_load.py --rows 1000000       # a smaller file, for a quick check
 
-Each format is one small pair of functions registered in ``BENCHES``: ``make(folder, rows, seed)`` writes the
-files, ``load(folder)`` reads them with the mmbench loader and returns the number of events read. The defaults
-are ML-25M's shape (25,000,095 ratings, 162,541 users, 59,047 rated of 62,423 movies).
+Loaders measured: ``interactions`` (the CSV with a column mapping) and ``movielens`` (the release folder).
 """
 
 from __future__ import annotations
@@ -17,105 +18,120 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
-ML25M = {"users": 162_541, "movies": 62_423, "rated": 59_047}
-GENRES = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy"]
+ML25M = {"rows": 25_000_095, "users": 162_541, "items": 59_047}
 
 
-def make_movielens(folder: Path, rows: int, seed: int = 0) -> None:
-    """An ML-25M-shaped release: ``ratings.csv`` (header, ``userId,movieId,rating,timestamp``, sorted by user,
-    half-star ratings, 10-digit timestamps) written in 5M-row chunks, and ``movies.csv``."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    rng = np.random.default_rng(seed)
+def generate(folder: Path, rows: int, seed: int = 0) -> Path:
+    """``<folder>/ratings.csv`` (+ ``movies.csv``) in ML-25M's format; kept when it already has ``rows`` rows."""
     folder.mkdir(parents=True, exist_ok=True)
-    movie_ids = np.sort(rng.choice(200_000, ML25M["movies"], replace=False)) + 1
-    rated = movie_ids[np.sort(rng.choice(len(movie_ids), ML25M["rated"], replace=False))]
-    # users sorted (as in the release); every user gets at least one rating
-    n_users = min(ML25M["users"], rows)
-    counts = rng.multinomial(rows - n_users, np.full(n_users, 1 / n_users)) + 1
-    with open(folder / "ratings.csv", "wb") as f:
+    path, stamp = folder / "ratings.csv", folder / ".rows"
+    if path.is_file() and stamp.is_file() and stamp.read_text() == f"{rows} v3":
+        return path
+    rng = np.random.default_rng(seed)
+    n_users = max(2, round(ML25M["users"] * rows / ML25M["rows"])) if rows < ML25M["rows"] else ML25M["users"]
+    n_items = ML25M["items"]
+    # events per user from lognormal activity (a few heavy users, as in ML-25M); grouped by user as ML files are
+    counts = rng.multinomial(rows, (w := rng.lognormal(0.0, 1.0, n_users)) / w.sum())
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    # user u's k-th item: (base_u + k * step_u) mod n_items, step coprime with n_items: no (user, item) repeats
+    base = rng.integers(0, n_items, n_users)
+    step = rng.integers(1, n_items, n_users)
+    step[np.gcd(step, n_items) != 1] = 1
+    tmp = path.with_suffix(".part")
+    schema = pa.schema(
+        [("userId", pa.int64()), ("movieId", pa.int64()), ("rating", pa.float64()), ("timestamp", pa.int64())]
+    )
+    plain = pacsv.WriteOptions(include_header=False, quoting_style="none")  # unquoted, as the release
+    with open(tmp, "wb") as f, pacsv.CSVWriter(f, schema, write_options=plain) as w:
         f.write(b"userId,movieId,rating,timestamp\n")
-        start = 0
-        user_of_row = np.repeat(np.arange(1, n_users + 1, dtype=np.int32), counts)
-        while start < rows:
-            end = min(start + 5_000_000, rows)
-            n = end - start
-            table = pa.table(
-                {
-                    "userId": user_of_row[start:end],
-                    "movieId": rated[rng.integers(0, len(rated), n)].astype(np.int32),
-                    "rating": (rng.integers(1, 11, n) / 2).astype(np.float32),
-                    "timestamp": rng.integers(789_652_009, 1_574_327_703, n, dtype=np.int64),
-                }
+        chunk = 2_000_000
+        for lo in range(0, rows, chunk):
+            idx = np.arange(lo, min(lo + chunk, rows))
+            u = np.searchsorted(starts, idx, side="right") - 1
+            k = idx - starts[u]
+            items = (base[u] + k * step[u]) % n_items + 1
+            ratings = rng.integers(1, 11, len(idx)) / 2.0
+            ts = rng.integers(789_652_009, 1_574_327_703, len(idx))
+            w.write_table(
+                pa.table({"userId": u + 1, "movieId": items, "rating": ratings, "timestamp": ts}, schema=schema)
             )
-            pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False))
-            start = end
-    lines = ["movieId,title,genres"]
-    for k, m in enumerate(movie_ids):
-        genres = "|".join(GENRES[j] for j in range(len(GENRES)) if (k >> j) % 3 == 0) or "(no genres listed)"
-        lines.append(f'{m},"Movie {m}, The ({1900 + k % 120})",{genres}')
-    (folder / "movies.csv").write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    movies = "".join(f"{i},Movie {i} (2000),Drama\n" for i in range(1, n_items + 1))
+    (folder / "movies.csv").write_text("movieId,title,genres\n" + movies)
+    stamp.write_text(f"{rows} v3")
+    return path
 
 
-def load_movielens(folder: Path) -> int:
+def load_interactions(folder: Path):
+    from mmbench.data.interactions_file import InteractionsFile
+
+    return InteractionsFile(
+        str(folder / "ratings.csv"), user_col="userId", item_col="movieId", rating_col="rating",
+        timestamp_col="timestamp",
+    ).read()  # fmt: skip
+
+
+def load_movielens(folder: Path):
     from mmbench.data.movielens import MovieLens
 
-    return len(MovieLens(str(folder)).read().interactions)
+    return MovieLens(path=str(folder)).read()
 
 
-BENCHES: dict[str, tuple[Callable[[Path, int, int], None], Callable[[Path], int]]] = {
-    "movielens": (make_movielens, load_movielens),
-}
+LOADERS = {"interactions": load_interactions, "movielens": load_movielens}
 
 
-def measure(name: str, folder: Path) -> dict[str, float]:
-    """Run ``load`` in a child process: wall seconds of the load itself, and the child's peak RSS."""
-    code = (
-        "import json, sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-        "from scripts.bench_load import BENCHES; t = time.perf_counter(); "
-        "n = BENCHES[sys.argv[2]][1](Path(sys.argv[3])); "
-        "print(json.dumps({'events': n, 'load_s': time.perf_counter() - t}))"
-    )
-    argv = [str(Path(__file__).resolve().parents[1]), name, str(folder)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def measure(name: str, folder: Path) -> dict:
+    """In this (fresh) process: seconds and peak RSS of read(), then of the default preprocessing."""
+    from mmbench.data.preprocess import Preprocess
+
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, *argv], check=True, capture_output=True, text=True)
-    total = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if peak < before:
-        raise RuntimeError("peak RSS of the child not measurable")
-    return {**result, "process_s": total, "peak_rss_mb": peak / 1024}
+    ds = LOADERS[name](folder)
+    read_s = time.perf_counter() - t
+    read_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.perf_counter()
+    ds = Preprocess()(ds)
+    pre_s = time.perf_counter() - t
+    return {
+        "loader": name,
+        "events": len(ds.interactions),
+        "users": ds.n_users,
+        "items": ds.n_items,
+        "read_s": round(read_s, 1),
+        "read_peak_rss_mb": round(read_rss),
+        "read_preprocess_s": round(read_s + pre_s, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("format", choices=sorted(BENCHES))
-    ap.add_argument("--rows", type=int, default=25_000_095)
-    ap.add_argument("--dir", type=Path, required=True, help="where the generated files go (reused if present)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=ML25M["rows"])
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/mmbench-bench/ml-25m"))
+    ap.add_argument("--loaders", nargs="+", default=list(LOADERS))
+    ap.add_argument("--measure", help=argparse.SUPPRESS)  # internal: run one loader in this process
     args = ap.parse_args()
-    make, _ = BENCHES[args.format]
-    marker = args.dir / f".rows-{args.rows}-seed-{args.seed}"
-    if not marker.is_file():
-        t = time.perf_counter()
-        make(args.dir, args.rows, args.seed)
-        marker.touch()
-        print(f"generated {args.rows:,} rows in {args.dir} in {time.perf_counter() - t:.1f} s", flush=True)
-    size = sum(p.stat().st_size for p in args.dir.iterdir() if p.is_file())
-    res = measure(args.format, args.dir)
-    print(
-        json.dumps(
-            {"format": args.format, "rows": args.rows, "bytes": size, **res, "loadavg": os.getloadavg()[0]},
-            indent=None,
-        )
-    )
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.dir)))
+        return
+    t = time.perf_counter()
+    path = generate(args.dir, args.rows)
+    print(f"data: {path} ({path.stat().st_size / 2**20:.0f} MiB, {args.rows:,} rows; {time.perf_counter() - t:.0f} s)")
+    print(f"machine: {os.cpu_count()} CPUs, load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for name in args.loaders:
+        cmd = [sys.executable, __file__, "--measure", name, "--dir", str(args.dir)]
+        res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        if res.returncode != 0:
+            last = (res.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"{name}: skipped ({last})")
+            continue
+        print(json.dumps(json.loads(res.stdout.strip().splitlines()[-1])))
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

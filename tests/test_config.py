@@ -15,6 +15,11 @@ REQUIRED = {
     ("split", "predefined"): ["split.train=tr.tsv", "split.test=te.tsv"],
     ("split", "predefined_column"): ["split.path=d.inter"],
     ("dataset", "movielens"): ["dataset.path=/data/ml-25m"],
+    ("dataset", "interactions"): ["dataset.path=events.csv"],
+    ("dataset", "lattice"): ["dataset.path=folder"],
+    ("dataset", "mmrec"): ["dataset.path=folder"],
+    ("dataset", "amazon"): ["dataset.reviews=Baby_5.json.gz"],
+    ("dataset", "yelp"): ["dataset.path=folder"],
 }
 
 

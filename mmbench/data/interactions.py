@@ -126,6 +126,9 @@ class Dataset:
     # SHA-256 of every data file read (file name -> hex digest): logged as tags ``data_sha256.<name>`` so tables
     # never mix copies of a dataset; the split fingerprint already covers the data by content.
     files: dict[str, str] = field(default_factory=dict)
+    # The split the source publishes (LATTICE's train/val/test.json, MMRec's x_label), as raw-id rows
+    # ``user item part`` (part 0 train, 1 val, 2 test); read by ``split=published`` / ``predefined_column``.
+    published_split: pd.DataFrame | None = None
 
     @property
     def n_users(self) -> int:
@@ -161,6 +164,7 @@ class Dataset:
                 self.source,
                 self.user_content,
                 self.files,
+                self.published_split,
             )
         keep_u, new_u = np.unique(inter.users, return_inverse=True)
         keep_i, new_i = np.unique(inter.items, return_inverse=True)
@@ -182,6 +186,7 @@ class Dataset:
             self.source,
             {m: c.take(keep_u) for m, c in self.user_content.items()},
             self.files,
+            self.published_split,
         )
 
     def to_frame(self, inter: Interactions) -> pd.DataFrame:

@@ -67,6 +67,10 @@ class Preprocess:
         if self.dedup == "keep" or len(inter) == 0:
             return ds
         key = inter.users * inter.n_items + inter.items
+        sk = np.sort(key)
+        if not (sk[1:] == sk[:-1]).any():  # no repeated pair: one sort instead of the lexsort below (25M events)
+            return ds
+        del sk
         # stable sort by (key, timestamp) keeps file order among ties
         order = np.lexsort((inter.timestamps, key))
         k = key[order]

@@ -1,8 +1,8 @@
 """Item content that depends on the split: built from the training part only, after splitting.
 
-Some modalities are made of user events themselves — MovieLens tags, review texts — so building them from all
-events would leak validation / test interactions into the item features. Such content is held by the dataset as
-a :class:`TrainDependent` object (the raw material, not yet usable); the pipeline calls
+Some modalities are made of user events themselves — MovieLens tags, Amazon / Yelp review texts — so building
+them from all events would leak validation / test interactions into the item features. Such content is held by the
+dataset as a :class:`TrainDependent` object (the raw material, not yet usable); the pipeline calls
 :func:`content_for_training` with the split's training part just before the encoder stage, which replaces each
 of them by the ordinary :class:`ItemContent` built from training events only. Reading such a modality before
 that (e.g. hashing it for the feature cache) fails with a message saying so.
@@ -47,7 +47,8 @@ def content_for_training(ds: Dataset, train: Interactions) -> Dataset:
         return ds
     content = dict(ds.content)
     for m, c in pending.items():
-        content[m] = c.values.for_training(ds, train)
+        built = c.values.for_training(ds, train)
+        content[m] = ItemContent(m, built.values, built.mask)
     return dataclasses.replace(ds, content=content)
 
 
@@ -94,3 +95,35 @@ class TrainTags(TrainDependent):
         mask = np.zeros(self.n_items, bool)
         mask[joined.index.to_numpy()] = True
         return ItemContent("tags", list(texts), mask)
+
+
+class TrainingTexts(TrainDependent):
+    """Per-event texts (raw ``users``, ``items``, ``texts``, aligned; e.g. reviews) for the items ``item_ids`` (raw,
+    one per row of the content), turned into per item the texts of its training events joined by a blank line, in
+    file order; an item without any is masked."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, texts: np.ndarray, item_ids: np.ndarray) -> None:
+        self.users, self.items, self.texts, self.item_ids = users, items, texts, item_ids
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def take(self, items: np.ndarray) -> TrainingTexts:
+        return TrainingTexts(self.users, self.items, self.texts, self.item_ids[items])
+
+    def for_training(self, ds: Dataset, train: Interactions) -> ItemContent:
+        events = pd.MultiIndex.from_arrays([self.users, self.items])
+        in_train = pd.MultiIndex.from_arrays([ds.user_ids[train.users], ds.item_ids[train.items]])
+        keep = events.isin(in_train) & (self.texts != "")
+        df = pd.DataFrame({"item": self.items[keep], "text": self.texts[keep]})
+        out = df.groupby("item", sort=False)["text"].agg("\n\n".join).reindex(self.item_ids)
+        return ItemContent("reviews", out.fillna("").astype(str).tolist(), out.notna().to_numpy())
+
+
+def training_texts(
+    modality: str, users: np.ndarray, items: np.ndarray, texts: np.ndarray, item_ids: np.ndarray
+) -> ItemContent:
+    """A deferred text modality: every event's text now, the training events' texts after the split."""
+    texts = pd.Series(texts, dtype=object).fillna("").astype(str).str.strip().to_numpy(object)
+    has = pd.Index(item_ids).isin(items[texts != ""])
+    return ItemContent(modality, TrainingTexts(users, items, texts, np.asarray(item_ids)), np.asarray(has))

@@ -4,11 +4,13 @@ files/column."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mmbench.data.interactions import Dataset
 from mmbench.data.readers import read_delimited
@@ -214,7 +216,10 @@ class _Predefined(Splitter):
     val_ratio: float = 0.0
     seed: int = 0
 
-    def _label(self, ds: Dataset, rows: list[tuple[str, np.ndarray, np.ndarray, int]]) -> np.ndarray:
+    def _label(
+        self, ds: Dataset, rows: list[tuple[str, np.ndarray, np.ndarray, int]], val_ratio: float | None = None
+    ) -> np.ndarray:
+        val_ratio = self.val_ratio if val_ratio is None else val_ratio
         labels = np.full(len(ds.interactions), -1, np.int8)
         for source, users, items, part in rows:
             idx = _match_pairs(ds, users, items)
@@ -226,9 +231,9 @@ class _Predefined(Splitter):
                     "%s: %d of %d rows are not in the (preprocessed) dataset; ignored", source, missing, len(idx)
                 )
             labels[idx[idx >= 0]] = part
-        if self.val_ratio > 0:
+        if val_ratio > 0:
             train = np.flatnonzero(labels == 0)
-            inner = RandomSplit(self.val_ratio, 0.0, self.seed).assign(ds.restrict(train, compact=False))
+            inner = RandomSplit(val_ratio, 0.0, self.seed).assign(ds.restrict(train, compact=False))
             labels[train[inner == 1]] = 1
         return labels
 
@@ -306,11 +311,15 @@ class ML100KFold(PredefinedFiles):
 
 
 class PredefinedColumn(_Predefined):
-    """A split column in an interaction file (MMRec's ``x_label``: 0 train, 1 val, 2 test)."""
+    """A split column in an interaction file (MMRec's ``x_label``: 0 train, 1 val, 2 test).
+
+    With ``path`` null, the split the dataset publishes itself (``Dataset.published_split``: ``dataset=mmrec``
+    reads its ``x_label`` column); a dataset without one fails asking for ``split.path``.
+    """
 
     def __init__(
         self,
-        path: str,
+        path: str | None = None,
         user_col: str = "userID",
         item_col: str = "itemID",
         label_col: str = "x_label",
@@ -321,6 +330,8 @@ class PredefinedColumn(_Predefined):
         self.path, self.user_col, self.item_col, self.label_col, self.sep = path, user_col, item_col, label_col, sep
 
     def assign(self, ds: Dataset) -> np.ndarray:
+        if self.path is None:
+            return PublishedSplit().assign(ds)
         path = Path(self.path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"split file not found: {path}")
@@ -354,4 +365,58 @@ class PredefinedColumn(_Predefined):
         return self._label(ds, rows)
 
     def params(self) -> dict[str, Any]:
+        if self.path is None:
+            return {**super().params(), "published": getattr(self, "_published", None)}
         return {**super().params(), "file_sha256": _file_digest(Path(self.path).expanduser())}
+
+    def fingerprint(self, ds: Dataset) -> str:
+        self._published = _published_digest(ds) if self.path is None else None
+        return super().fingerprint(ds)
+
+
+def _published_digest(ds: Dataset) -> str:
+    """SHA-256 of the dataset's published split rows (and of the files it was read from)."""
+    parts = _published(ds)
+    h = hashlib.sha256(pd.util.hash_pandas_object(parts, index=False).to_numpy().tobytes())
+    h.update(json.dumps(ds.files, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _published(ds: Dataset) -> pd.DataFrame:
+    if ds.published_split is None:
+        raise ValueError(
+            f"dataset {ds.name!r} publishes no split: choose another split (e.g. split=random), or give the split "
+            "files (split=predefined split.train=... / split=predefined_column split.path=...)"
+        )
+    return ds.published_split
+
+
+class PublishedSplit(_Predefined):
+    """The split the dataset itself publishes (``Dataset.published_split``: LATTICE's train/val/test.json,
+    MMRec's ``x_label``), matched to the preprocessed events by raw (user, item).
+
+    Without a validation part, a seeded ``val_ratio`` of each user's training events becomes validation. Events
+    the published split does not name stay out of every part (logged); the fingerprint covers the published rows
+    and the digests of the files they came from.
+    """
+
+    def __init__(self, val_ratio: float = 0.1, seed: int = 0) -> None:
+        _check_ratios(val_ratio, 0.0)
+        self.val_ratio, self.seed = val_ratio, seed
+
+    def assign(self, ds: Dataset) -> np.ndarray:
+        parts = _published(ds)
+        has_val = bool((parts["part"] == 1).any())
+        rows = [
+            (f"{ds.name} published split ({name})", sel["user"].to_numpy(), sel["item"].to_numpy(), k)
+            for k, name in enumerate(("train", "val", "test"))
+            if len(sel := parts[parts["part"] == k])
+        ]
+        return self._label(ds, rows, 0.0 if has_val else self.val_ratio)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "published": getattr(self, "_published", None)}
+
+    def fingerprint(self, ds: Dataset) -> str:
+        self._published = _published_digest(ds)
+        return super().fingerprint(ds)

@@ -193,11 +193,11 @@ def test_reads_real_ml1m(ml1m_dir):
 def test_pipeline_builds_tags_from_the_split_before_encoding(tmp_path):
     """dataset=movielens on a new release folder runs end to end with a tags encoder: the pipeline builds the
     tags text from the training part before the encoder stage (the raw material cannot be encoded)."""
-    from hydra import compose, initialize_config_dir
+    from hydra import initialize_config_dir
     from mlflow.tracking import MlflowClient
 
     from mmbench import pipeline
-    from mmbench.config import CONF_DIR
+    from mmbench.config import CONF_DIR, compose
 
     rng = np.random.default_rng(0)
     users, items = np.nonzero(rng.random((30, 12)) < 0.6)
@@ -216,8 +216,7 @@ def test_pipeline_builds_tags_from_the_split_before_encoding(tmp_path):
     )
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose(
-            "config",
-            overrides=[
+            [
                 f"paths.work_dir={tmp_path}",
                 f"paths.cache_dir={tmp_path / 'cache'}",
                 f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 from hydra.utils import instantiate
 
-from mmbench.config import CONF_DIR
+from mmbench.config import CONF_DIR, compose
 from mmbench.data.synthetic import Synthetic
 from mmbench.splits import load_or_create
 from mmbench.splits.sparse_history import SparseHistory
@@ -95,7 +95,7 @@ def test_groups_are_saved_and_read_back(synth, tmp_path):
 
 def test_config_composes_with_another_base(synth):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["split=sparse_history", "split@split.base=leave_last", "split.k=5"])
+        cfg = compose(["split=sparse_history", "split@split.base=leave_last", "split.k=5"])
     sh = instantiate(cfg.split)
     assert isinstance(sh.base, LeaveLastOut) and sh.k == 5 and sh.share == 0.2 and sh.order == "time"
 
