@@ -1,6 +1,6 @@
 """The ML-100K-MM comparison: runs a fixed list of configurations (protocol x model x modalities x seed)
 through :func:`mmbench.pipeline.run` into the MLflow experiment ``mm_ml100k``, and builds its tables from
-those runs with :mod:`mmbench.tables`.
+those runs with :mod:`mmbench.reporting.aggregation`.
 
 The list is not a Cartesian product (Pop has no modalities; the seed models use their own encoders), so it
 is spelled out here rather than as a Hydra multirun. Every run is tagged ``protocol``, ``model``, ``fusion``,
@@ -21,9 +21,10 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from mmbench import pipeline, tables
+from mmbench import pipeline
 from mmbench.config import CONF_DIR
 from mmbench.evaluation.metrics import metric_key
+from mmbench.reporting import aggregation as tables
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def tracking_uri(extra: Sequence[str] = ()) -> str:
 
 
 def load(uri: str) -> pd.DataFrame:
-    """The finished runs of the experiment (:func:`mmbench.tables.load_runs`), with the tags of runs made
+    """The finished runs of the experiment (:func:`mmbench.reporting.aggregation.load_runs`), with the tags of runs made
     before the grid passed ``model`` and before command-line tags won over derived ones read as the grid
     names them: the model as the class name in lower case (``fusionrec`` for ``fusion_rec``), and fusion_rec's
     default fusion on runs without modalities (where the fusion is unused: ``-``)."""

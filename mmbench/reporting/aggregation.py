@@ -705,7 +705,7 @@ class TableCallback(Callback):
         hydra:
           callbacks:
             table:
-              _target_: mmbench.tables.TableCallback
+              _target_: mmbench.reporting.aggregation.TableCallback
               name: topn_ml100k
               metrics: [test/recall@20, test/ndcg@20]
               baseline: pop

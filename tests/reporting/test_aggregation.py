@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmbench.tables import Contribution, TableError, build, build_tables, holm, load_runs, main
+from mmbench.reporting.aggregation import Contribution, TableError, build, build_tables, holm, load_runs, main
 
 USERS = [str(u) for u in range(6)]
 
@@ -206,7 +206,7 @@ def ttest_p(a, b):
 
 def test_tables_split_by_protocol_from_a_real_store(store, caplog):
     uri, logged = store
-    with caplog.at_level("WARNING", logger="mmbench.tables"):
+    with caplog.at_level("WARNING", logger="mmbench.reporting.aggregation"):
         tables = build_tables(load_runs(uri, "mm"), "protocol", **OPTIONS)
     assert list(tables) == ["warm", "cold"]
     warm, cold = tables["warm"], tables["cold"]
