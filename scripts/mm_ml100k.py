@@ -16,6 +16,7 @@ import shlex
 from pathlib import Path
 
 from mmbench.experiments.mm_ml100k import run_grid, tracking_uri, write_tables
+from mmbench.reporting.rendering import to_markdown
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     command = shlex.join(["python", "scripts/mm_ml100k.py", "--tables-only", "--tracking-uri", uri, "--out", args.out])
     built = write_tables(uri, Path(args.out), command)
     for t in built.values():
-        print(t.markdown())
+        print(to_markdown(t))
 
 
 if __name__ == "__main__":

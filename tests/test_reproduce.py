@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmbench.reporting.aggregation import TableError
+from mmbench.reporting.runs import TableError
 from mmbench.reproduce import build, markdown, write
 
 PUBLISHED = {

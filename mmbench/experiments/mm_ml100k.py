@@ -1,6 +1,6 @@
 """The ML-100K-MM comparison: runs a fixed list of configurations (protocol x model x modalities x seed)
 through :func:`mmbench.pipeline.run` into the MLflow experiment ``mm_ml100k``, and builds its tables from
-those runs with :mod:`mmbench.reporting.aggregation`.
+those runs with :mod:`mmbench.reporting`.
 
 The list is not a Cartesian product (Pop has no modalities; the seed models use their own encoders), so it
 is spelled out here rather than as a Hydra multirun. Every run is tagged ``protocol``, ``model``, ``fusion``,
@@ -24,7 +24,9 @@ from omegaconf import DictConfig
 from mmbench import pipeline
 from mmbench.config import CONF_DIR
 from mmbench.evaluation.metrics import metric_key
-from mmbench.reporting import aggregation as tables
+from mmbench.reporting.aggregation import SEEDS, Contribution, Table, build_tables, row_labels
+from mmbench.reporting.rendering import write
+from mmbench.reporting.runs import TableError, load_runs
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +127,11 @@ def tracking_uri(extra: Sequence[str] = ()) -> str:
 
 
 def load(uri: str) -> pd.DataFrame:
-    """The finished runs of the experiment (:func:`mmbench.reporting.aggregation.load_runs`), with the tags of runs made
+    """The finished runs of the experiment (:func:`~mmbench.reporting.runs.load_runs`), with the tags of runs made
     before the grid passed ``model`` and before command-line tags won over derived ones read as the grid
     names them: the model as the class name in lower case (``fusionrec`` for ``fusion_rec``), and fusion_rec's
     default fusion on runs without modalities (where the fusion is unused: ``-``)."""
-    runs = tables.load_runs(uri, EXPERIMENT)
+    runs = load_runs(uri, EXPERIMENT)
     if "tags.model" in runs.columns:
         runs["tags.model"] = runs["tags.model"].replace({e.model.replace("_", ""): e.model for e in entries()})
     if {"tags.modalities", "tags.fusion"} <= set(runs.columns):
@@ -141,7 +143,7 @@ def finished(uri: str) -> set[tuple[str, str, str, str, str]]:
     """The grid keys that already have a FINISHED run in the store."""
     try:
         runs = load(uri)
-    except tables.TableError:  # no experiment or no finished run yet
+    except TableError:  # no experiment or no finished run yet
         return set()
     cols = [f"tags.{t}" for t in ("protocol", "model", "fusion", "modalities", "seed")]
     if not set(cols) <= set(runs.columns):
@@ -184,9 +186,9 @@ def run_grid(
 
 ROWS = ("model", "fusion", "modalities")
 METRICS = ("test/recall@20", "test/ndcg@20", "test/sparse/ndcg@20", "test/rmse")  # rmse: rating models only
-COSTS = ("time/fit_s", "time/eval_test_s", "model/n_params", tables.SEEDS)
+COSTS = ("time/fit_s", "time/eval_test_s", "model/n_params", SEEDS)
 BASELINE = "fusion_rec / - / none"  # BPR-MF: the no-content counterpart of every fusion_rec row
-CONTRIBUTION = tables.Contribution("test/ndcg@20", "fusion", "modalities", ("text", "image", "text+image"))
+CONTRIBUTION = Contribution("test/ndcg@20", "fusion", "modalities", ("text", "image", "text+image"))
 MEANS = ("fusion/attention_", "fusion/weight_", "fusion/gate_")
 INTRO = f"""Test metrics of the runs of the MLflow experiment `{EXPERIMENT}`, one table per protocol (tag `protocol`),
 rows by the tags model / fusion / modalities. sparse = the users with at most the `eval.sparse_quantile` (0.25)
@@ -198,7 +200,7 @@ Significance tests are against `{BASELINE}` (fusion_rec without modalities, i.e.
 counterpart of every fusion_rec row); the contribution tables subtract its NDCG@20."""
 
 
-def build(runs: pd.DataFrame) -> dict[str, tables.Table]:
+def build(runs: pd.DataFrame) -> dict[str, Table]:
     """The per-protocol tables of the grid's runs (``test/rmse`` only if some run logs it)."""
     metrics = [m for m in METRICS if m != "test/rmse" or metric_key(m) in runs.columns]
     position = {(e.model, e.fusion, e.modalities): n for n, e in enumerate(entries())}
@@ -206,11 +208,11 @@ def build(runs: pd.DataFrame) -> dict[str, tables.Table]:
         keys = zip(runs["tags.model"], runs["tags.fusion"], runs["tags.modalities"], strict=True)
         runs = runs.iloc[np.argsort([position.get(k, len(position)) for k in keys], kind="stable")]
     has_base = {"tags.model", "tags.fusion", "tags.modalities"} <= set(runs.columns) and (
-        tables.row_labels(runs, ROWS) == BASELINE
+        row_labels(runs, ROWS) == BASELINE
     ).any()
     if not has_base:
         log.warning("no %s runs: tables without significance tests and contributions", BASELINE)
-    return tables.build_tables(
+    return build_tables(
         runs,
         "protocol",
         rows=ROWS,
@@ -223,10 +225,10 @@ def build(runs: pd.DataFrame) -> dict[str, tables.Table]:
     )
 
 
-def write_tables(uri: str, out: Path, command: str) -> dict[str, tables.Table]:
+def write_tables(uri: str, out: Path, command: str) -> dict[str, Table]:
     """Build the tables from the store at ``uri`` and write ``tables.md``, ``runs.tsv``, ``table.tex``,
     ``table.csv`` into ``out``."""
     runs = load(uri)
     built = build(runs)
-    tables.write(built, runs, out, command, make_plots=False, markdown="tables.md", intro=INTRO)
+    write(built, runs, out, command, make_plots=False, markdown="tables.md", intro=INTRO)
     return built

@@ -78,7 +78,7 @@ def test_tables_md_and_runs_tsv_from_the_store(work, tmp_path):
         split / "test.tsv", sep="\t", index=False
     )
     base = {"test/recall@20": 0.5, "test/sparse/ndcg@20": 0.1, "time/fit_s": 1.0, "time/eval_test_s": 0.1}
-    pu = pd.DataFrame({"user": ["1", "2"], "recall@20": [0.4, 0.6], "ndcg@20": [0.2, 0.4]})
+    pu = pd.DataFrame({"user": ["1", "2"], "recall@20": [0.4, 0.6], "ndcg@20": [0.2, 0.4], "sparse": [1, 0]})
     split_tags = {"split_fingerprint": "f" * 64, "split_dir": str(split)}
     ids = []
     for i, (model, fusion, mods, seed, ndcg) in enumerate(
