@@ -45,6 +45,25 @@ def row_labels(runs: pd.DataFrame, rows: Sequence[str]) -> pd.Series:
     return runs[[_column(runs, k) for k in rows]].astype(str).agg(" / ".join, axis=1)
 
 
+def has_row(runs: pd.DataFrame, rows: Sequence[str], label: str) -> bool:
+    """Whether some run has the row name ``label``; False when a row key is missing from all runs."""
+    try:
+        return bool((row_labels(runs, rows) == label).any())
+    except TableError:
+        return False
+
+
+def in_row_order(runs: pd.DataFrame, rows: Sequence[str], order: Sequence[str]) -> pd.DataFrame:
+    """``runs`` stably reordered so that their rows (tables list rows by first run) come in ``order``; rows
+    not in ``order`` follow, and runs without a row key stay as they are."""
+    try:
+        label = row_labels(runs, rows)
+    except TableError:
+        return runs
+    position = {r: n for n, r in enumerate(order)}
+    return runs.iloc[np.argsort([position.get(r, len(position)) for r in label], kind="stable")]
+
+
 def check_single_split(runs: pd.DataFrame) -> str:
     """The one split fingerprint shared by all runs; runs on several splits raise :class:`TableError`."""
     if "tags.split_fingerprint" not in runs.columns or runs["tags.split_fingerprint"].isna().any():

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmbench.reporting.aggregation import Contribution, build, build_tables
+from mmbench.reporting.aggregation import Contribution, build, build_tables, has_row, in_row_order
 from mmbench.reporting.rendering import to_latex, to_markdown
 from mmbench.reporting.runs import TableError, load_runs
 from mmbench.reporting.statistics import holm
@@ -228,3 +228,12 @@ def test_baseline_missing_from_one_table_leaves_it_untested(store):
     assert tables["warm"].pvalues is not None
     with pytest.raises(TableError, match="no protocol table"):
         build_tables(runs[runs["tags.fusion"] != "-"], "protocol", **OPTIONS)
+
+
+def test_rows_in_a_given_order_and_row_presence():
+    runs, per_user = runs_and_per_user()  # rows by first run: a, b, base
+    ordered = in_row_order(runs, ["model"], ["base", "b"])  # a is not listed: after the listed rows
+    assert ordered["run_id"].tolist() == ["base", "b0", "b1", "a0", "a1"]
+    assert build(ordered, ["model"], ["test/ndcg@10"], per_user=per_user).rows == ["base", "b", "a"]
+    assert in_row_order(runs, ["fusion"], ["x"]) is runs  # no such row key: unchanged
+    assert has_row(runs, ["model"], "b") and not has_row(runs, ["model"], "c") and not has_row(runs, ["x"], "b")

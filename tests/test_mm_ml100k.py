@@ -1,15 +1,31 @@
-"""The ML-100K-MM grid: every entry composes and validates; resuming from MLflow; its tables from the runs."""
+"""scripts/mm_ml100k.py, the ML-100K-MM grid: every entry composes and validates; resuming from MLflow; its
+tables from the runs."""
 
 from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
 from mmbench.config import CONF_DIR, validate
-from mmbench.experiments import mm_ml100k
-from mmbench.experiments.mm_ml100k import PROTOCOLS, entries, key, run_grid, write_tables
 from tests.conftest import log_mlflow_run
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "mm_ml100k.py"
+_spec = importlib.util.spec_from_file_location("mm_ml100k", SCRIPT)
+mm_ml100k = importlib.util.module_from_spec(_spec)
+sys.modules["mm_ml100k"] = mm_ml100k  # dataclasses look their module up
+_spec.loader.exec_module(mm_ml100k)
+PROTOCOLS, entries, key, run_grid, write_tables = (
+    mm_ml100k.PROTOCOLS,
+    mm_ml100k.entries,
+    mm_ml100k.key,
+    mm_ml100k.run_grid,
+    mm_ml100k.write_tables,
+)
 
 
 def test_entries_compose_and_are_unique(tmp_path, monkeypatch):
