@@ -27,7 +27,7 @@ from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import NeuralRecommender, Recommender
 from mmbench.models.multimodal import MultimodalRecommender
 from mmbench.splits import Split, load_or_create
-from mmbench.tracking import MLflowTracker
+from mmbench.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +83,23 @@ def model_name(cfg: DictConfig) -> str:
 
 
 def fit(
-    model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: MLflowTracker, workdir: Path
+    model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: Tracker, workdir: Path
 ) -> dict[str, float]:
     """Fit on train (val for early stopping only); returns fit facts to log."""
     if isinstance(model, NeuralRecommender):
-        trainer = instantiate(cfg.trainer, checkpoint_dir=str(workdir / "checkpoints"))
+        cb = cfg.callbacks  # conf/callbacks: partial Lightning callbacks the trainer completes
+        trainer = instantiate(
+            cfg.trainer,
+            checkpoint_dir=str(workdir / "checkpoints"),
+            early_stopping=cb.early_stopping,
+            checkpoint=cb.model_checkpoint,
+        )
         callbacks = []
-        if cfg.trial.number is not None:  # an Optuna trial: report each validation, maybe get pruned
-            from mmbench.search import OptunaPruning, load_trial
+        if cfg.trial.number is not None and cb.optuna_pruning is not None:  # a trial: report, maybe get pruned
+            from mmbench.search import load_trial
 
             trial = load_trial(cfg.trial.study_name, cfg.trial.storage, int(cfg.trial.number))
-            callbacks.append(OptunaPruning(trial, metric_key(f"val/{cfg.trainer.monitor}")))
+            callbacks.append(instantiate(cb.optuna_pruning)(trial, metric_key(f"val/{cfg.trainer.monitor}")))
         report = trainer.fit(model, split.train, split.val, evaluator, tracker.lightning_logger(), callbacks)
         out = {"fit/epochs": float(report.epochs)}
         if report.best_epoch is not None:
@@ -104,7 +110,7 @@ def fit(
 
 
 def encode(
-    cfg: DictConfig, ds: Dataset, tracker: MLflowTracker, side: str = "encoders"
+    cfg: DictConfig, ds: Dataset, tracker: Tracker, side: str = "encoders"
 ) -> tuple[dict[str, ModalityFeatures], dict[str, float]]:
     """The encoder stage: ``cfg.<side>`` (modality -> encoder) into item features (``encoders``) or user features
     (``user_encoders``; masked where a user has none); nothing when empty."""
@@ -195,7 +201,7 @@ def run(cfg: DictConfig) -> RunResult:
     validate(cfg)
     torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.seed), verbose=False)
-    tracker: MLflowTracker = instantiate(cfg.logger)
+    tracker: Tracker = instantiate(cfg.logger)
     name = model_name(cfg)
     dataset_name = getattr(import_target(cfg.dataset._target_), "name", "dataset")
     tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name))
@@ -263,7 +269,7 @@ def run(cfg: DictConfig) -> RunResult:
             for sub in ("metrics", "recommendations", "split", "checkpoints"):
                 if (work / sub).is_dir():
                     tracker.log_artifacts(work / sub, sub)
-            tracker.client.log_artifact(tracker.run_id, str(work / "config.yaml"))
+            tracker.log_artifact(work / "config.yaml")
         status = "FINISHED"
         return RunResult(metrics, tracker.run_id, tracker.artifact_uri, split)
     except BaseException as e:
