@@ -7,7 +7,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from mmbench.config import CONF_DIR, ConfigError
+from mmbench.config import CONF_DIR, ConfigError, import_target
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -28,8 +28,9 @@ def _main(cfg: DictConfig) -> float | None:
         f"fit {m['time/fit_s']:.2f}s, evaluation {m['time/eval_val_s'] + m.get('time/eval_test_s', 0):.2f}s, "
         f"split {result.split.fingerprint[:16]}"
     )
-    print(f"MLflow run id: {result.run_id}")
-    print(f"artifacts: {result.artifact_uri}")
+    print(f"{import_target(cfg.logger._target_).kind} run id: {result.run_id}")  # conf/logger: MLflow, CSV, ...
+    if result.artifact_uri:
+        print(f"artifacts: {result.artifact_uri}")
     return result.metrics.get(f"val/{cfg.trainer.monitor}")
 
 

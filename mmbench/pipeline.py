@@ -27,7 +27,7 @@ from mmbench.evaluation.evaluator import EvalResult, Evaluator
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import Recommender
 from mmbench.splits import Split, load_or_create
-from mmbench.tracking import MLflowTracker
+from mmbench.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +79,24 @@ def model_name(cfg: DictConfig) -> str:
 
 
 def fit(
-    model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: MLflowTracker, workdir: Path
+    model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: Tracker, workdir: Path
 ) -> dict[str, float]:
     """Fit on train (val for early stopping only); returns fit facts to log. Neural models (``capabilities.neural``)
     are trained by the run's ``trainer``, the others by their own ``fit``."""
     if model.capabilities.neural:
-        trainer = instantiate(cfg.trainer, checkpoint_dir=str(workdir / "checkpoints"))
+        cb = cfg.callbacks  # conf/callbacks: partial Lightning callbacks the trainer completes
+        trainer = instantiate(
+            cfg.trainer,
+            checkpoint_dir=str(workdir / "checkpoints"),
+            early_stopping=cb.early_stopping,
+            checkpoint=cb.model_checkpoint,
+        )
         callbacks = []
-        if cfg.trial.number is not None:  # an Optuna trial: report each validation, maybe get pruned
-            from mmbench.search import OptunaPruning, load_trial
+        if cfg.trial.number is not None and cb.optuna_pruning is not None:  # a trial: report, maybe get pruned
+            from mmbench.search import load_trial
 
             trial = load_trial(cfg.trial.study_name, cfg.trial.storage, int(cfg.trial.number))
-            callbacks.append(OptunaPruning(trial, metric_key(f"val/{cfg.trainer.monitor}")))
+            callbacks.append(instantiate(cb.optuna_pruning)(trial, metric_key(f"val/{cfg.trainer.monitor}")))
         report = trainer.fit(model, split.train, split.val, evaluator, tracker.lightning_logger(), callbacks)
         out = {"fit/epochs": float(report.epochs)}
         if report.best_epoch is not None:
@@ -101,7 +107,7 @@ def fit(
 
 
 def encode(
-    cfg: DictConfig, ds: Dataset, split: Split, tracker: MLflowTracker, side: str = "encoders"
+    cfg: DictConfig, ds: Dataset, split: Split, tracker: Tracker, side: str = "encoders"
 ) -> tuple[dict[str, ModalityFeatures], dict[str, float]]:
     """The encoder stage: ``cfg.<side>`` (modality -> encoder) into item features (``encoders``) or user features
     (``user_encoders``; masked where a user has none); nothing when empty. Content statistics are fitted on the
@@ -134,14 +140,15 @@ def give_user_features(model: Recommender, features: dict[str, ModalityFeatures]
 
 
 def save_result(
-    ds: Dataset, result: EvalResult, folder: Path, part: str, topk: bool, sparse: np.ndarray | None = None
+    ds: Dataset, result: EvalResult, folder: Path, part: str, topk: bool, groups: dict[str, np.ndarray] | None = None
 ) -> None:
-    """``metrics/per_user_<part>.tsv`` (raw user id, every metric and, with ``sparse``, the evaluator's 0/1
-    sparse-user flag) and, with ``topk``, ``recommendations/<part>_topk.tsv`` (empty top-K slots left out)."""
+    """``metrics/per_user_<part>.tsv`` (raw user id, every metric and a 0/1 column per user group: ``sparse`` as
+    the evaluator flags it, the split's groups such as ``truncated``) and, with ``topk``,
+    ``recommendations/<part>_topk.tsv`` (empty top-K slots left out)."""
     (folder / "metrics").mkdir(parents=True, exist_ok=True)
     per_user = pd.DataFrame({"user": ds.user_ids[result.users], **result.per_user})
-    if sparse is not None:
-        per_user["sparse"] = sparse.astype(np.int8)
+    for name, flags in (groups or {}).items():
+        per_user[name] = flags.astype(np.int8)
     per_user.to_csv(folder / "metrics" / f"per_user_{part}.tsv", sep="\t", index=False, float_format="%.10g")
     if topk:
         (folder / "recommendations").mkdir(exist_ok=True)
@@ -156,6 +163,15 @@ def save_result(
                 "score": result.topk_scores.ravel()[ranked],
             }
         ).to_csv(folder / "recommendations" / f"{part}_topk.tsv", sep="\t", index=False, float_format="%.8g")
+
+
+def user_groups(result: EvalResult, split: Split, evaluator: Evaluator) -> dict[str, np.ndarray]:
+    """Per evaluated user, membership of each user group: the evaluator's ``sparse`` users and the split's groups
+    (the one definition every reader of the per-user files uses)."""
+    sparse = evaluator.sparse_flags(result, split.train)
+    groups = {} if sparse is None else {"sparse": sparse}
+    members = {g: np.isin(result.users, users) for g, users in split.groups.items()}
+    return groups | members
 
 
 def format_table(metrics: dict[str, float]) -> str:
@@ -223,7 +239,7 @@ def run(cfg: DictConfig) -> RunResult:
     forced = check_candidates(cfg)
     torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.seed), verbose=False)
-    tracker: MLflowTracker = instantiate(cfg.logger)
+    tracker: Tracker = instantiate(cfg.logger)
     dataset_name = cfg.dataset.get("name") or getattr(import_target(cfg.dataset._target_), "name", "dataset")
     tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name) | forced)
     status = "FAILED"
@@ -265,7 +281,7 @@ def run(cfg: DictConfig) -> RunResult:
             metrics = {f"val/{k}": v for k, v in (val.means | evaluator.sparse_means(val, split.train)).items()}
             metrics.update({f"val/{k}": v for k, v in split.group_means(val.users, val.per_user).items()})
             metrics["val/n_users"] = val.n_users
-            save_result(ds, val, work, "val", topk=False, sparse=evaluator.sparse_flags(val, split.train))
+            save_result(ds, val, work, "val", topk=False, groups=user_groups(val, split, evaluator))
             if cfg.evaluate_test:
                 t = time.perf_counter()
                 test = evaluator.evaluate(model, split.test, [split.train, split.val], keep_topk=True, desc="test")
@@ -275,7 +291,7 @@ def run(cfg: DictConfig) -> RunResult:
                 )
                 metrics.update({f"test/{k}": v for k, v in split.group_means(test.users, test.per_user).items()})
                 metrics["test/n_users"] = test.n_users
-                save_result(ds, test, work, "test", topk=True, sparse=evaluator.sparse_flags(test, split.train))
+                save_result(ds, test, work, "test", topk=True, groups=user_groups(test, split, evaluator))
             metrics.update({**times, **fit_facts})
             metrics.update(model.diagnostics())
             if isinstance(model, torch.nn.Module):
@@ -292,7 +308,7 @@ def run(cfg: DictConfig) -> RunResult:
             for sub in ("metrics", "recommendations", "split", "checkpoints"):
                 if (work / sub).is_dir():
                     tracker.log_artifacts(work / sub, sub)
-            tracker.client.log_artifact(tracker.run_id, str(work / "config.yaml"))
+            tracker.log_artifact(work / "config.yaml")
         status = "FINISHED"
         return RunResult(metrics, tracker.run_id, tracker.artifact_uri, split)
     except BaseException as e:

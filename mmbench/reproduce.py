@@ -1,6 +1,6 @@
 """Reproduction tables: a sweep's cross-validated results beside published values, with the gap and a verdict.
 
-:mod:`mmbench.tables` compares runs on one split; a k-fold reproduction spans one split per fold, so this
+:mod:`mmbench.reporting` compares runs on one split; a k-fold reproduction spans one split per fold, so this
 callback groups the runs of a sweep by model, checks that every model ran on the same set of folds (split
 fingerprints), and writes mean ± std over the folds next to the published numbers.
 """
@@ -17,7 +17,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mmbench.evaluation.metrics import metric_key
-from mmbench.tables import TableError, load_runs, page
+from mmbench.reporting.rendering import page
+from mmbench.reporting.runs import TableError, load_runs
 
 TIMES = ("time/fit_s", "time/eval_test_s")
 
@@ -31,7 +32,8 @@ def build(
     """One row per published entry (in its order): folds, mean / std per metric and time, published, gap, verdict.
 
     ``published`` maps a ``model`` tag to ``{label, <metric>: value}``. Runs of a model missing from the sweep,
-    get a row marked "not run"; models that ran on different folds raise :class:`~mmbench.tables.TableError`.
+    get a row marked "not run"; models that ran on different folds raise
+    :class:`~mmbench.reporting.runs.TableError`.
     """
     if "tags.model" not in runs.columns or "tags.split_fingerprint" not in runs.columns:
         raise TableError("runs lack the model / split_fingerprint tags")
@@ -146,7 +148,8 @@ def write(
     sweep_id: str,
     runs: pd.DataFrame,
 ) -> Path:
-    """``README.md`` (through :func:`mmbench.tables.page`: command, machine, date, commits) and ``table.csv``."""
+    """``README.md`` (through :func:`mmbench.reporting.rendering.page`: command, machine, date, commits)
+    and ``table.csv``."""
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "table.csv", index=False, float_format="%.6g")
     n_ok = int((table["within_tolerance"] == True).sum())  # noqa: E712 (None: not run)

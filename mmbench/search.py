@@ -115,7 +115,12 @@ class OptunaSweeper(Sweeper):
     def _parent_run(self) -> Any:
         from mmbench.tracking import MLflowTracker
 
-        tracker: MLflowTracker = instantiate(self.config.logger)
+        tracker = instantiate(self.config.logger)
+        if not isinstance(tracker, MLflowTracker):
+            raise SearchError(
+                f"hparams_search logs its study as an MLflow parent run of the trials: use logger=mlflow, "
+                f"not {self.config.logger._target_}"
+            )
         tags = {"mmbench_role": "optuna_study", "optuna_study": self.study_name, "optuna_storage": self.storage}
         client_uri = tracker.tracking_uri
         from mlflow.tracking import MlflowClient

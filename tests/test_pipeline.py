@@ -160,6 +160,17 @@ def test_per_user_files_carry_the_evaluators_sparse_flag(tmp_path):
         assert flagged["ndcg@10"].mean() == pytest.approx(res.metrics[f"{part}/sparse/ndcg@10"])
 
 
+def test_per_user_files_flag_the_splits_user_groups(tmp_path):
+    """split=sparse_history: a ``truncated`` 0/1 column, the users of the split's group, whose mean is the logged
+    ``test/truncated/<metric>``."""
+    res = pipeline.run(cfg_for(tmp_path, "model=pop", "split=sparse_history", "split.k=1"))
+    per_user = pd.read_csv(Path(urlparse(res.artifact_uri).path) / "metrics" / "per_user_test.tsv", sep="\t")
+    members = set(res.split.groups["truncated"].tolist())
+    flagged = per_user[per_user["truncated"] == 1]
+    assert 0 < len(flagged) == res.metrics["test/truncated/n_users"] <= len(members)
+    assert flagged["ndcg@10"].mean() == pytest.approx(res.metrics["test/truncated/ndcg@10"])
+
+
 def test_model_name_is_the_option_or_given_and_a_raw_compose_fails_before_work(tmp_path):
     res = pipeline.run(cfg_for(tmp_path, "model=pop", "model_name=pop_variant"))
     assert MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.tags["model"] == "pop_variant"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmbench.reporting.runs import TableError
 from mmbench.reproduce import build, markdown, write
-from mmbench.tables import TableError
 
 PUBLISHED = {
     "a": {"label": "A", "rmse": 0.90, "mae": 0.70},

@@ -121,3 +121,16 @@ def test_search_configs_and_launchers_compose(tmp_path, monkeypatch):
             assert sweeper.direction == ("minimize" if rating else "maximize"), f.stem
         cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
         assert "SlurmLauncher" in cfg.hydra.launcher._target_ and cfg.hydra.launcher.gpus_per_node == 1
+
+
+def test_a_search_needs_the_mlflow_logger(tmp_path):
+    from omegaconf import OmegaConf
+
+    from mmbench.search import OptunaSweeper, SearchError
+
+    sweeper = OptunaSweeper("s", f"sqlite:///{tmp_path}/o.db", "maximize", 2, 1, None, None, {}, [], [])
+    sweeper.config = OmegaConf.create(
+        {"logger": {"_target_": "mmbench.tracking.csv_tracker.CSVTracker", "root": str(tmp_path)}}
+    )
+    with pytest.raises(SearchError, match="use logger=mlflow, not mmbench.tracking.csv_tracker.CSVTracker"):
+        sweeper._parent_run()

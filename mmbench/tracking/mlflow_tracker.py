@@ -8,12 +8,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from mmbench.evaluation.metrics import metric_key
+from mmbench.tracking.base import TrackingError
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +23,14 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used."""
-
-
 class MLflowTracker:
     """Logs params, metrics, tags and artifacts of one run.
 
     The default store is a local SQLite file plus an artifact folder beside it
     (``conf/logger/mlflow.yaml``); any MLflow URI (a server, a database) works.
     """
+
+    kind: ClassVar[str] = "MLflow"
 
     def __init__(
         self,
@@ -116,6 +115,9 @@ class MLflowTracker:
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
+
+    def log_artifact(self, path: str | Path) -> None:
+        self.client.log_artifact(self.run_id, str(path))
 
     def end(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:

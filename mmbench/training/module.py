@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytorch_lightning as pl
 import scipy.sparse as sp
@@ -16,7 +19,8 @@ from mmbench.models.base import NeuralRecommender
 class RecModule(pl.LightningModule):
     """``training_step`` is the model's ``loss``; validation ranks all items for the validation users
     (training items masked) and logs ``val/<metric>_at_<k>`` for every metric of the evaluator; given the
-    validation ``ratings`` (rating models), also ``val/rmse`` and ``val/mae`` at the end of each validation."""
+    validation ``ratings`` (rating models), also ``val/rmse`` and ``val/mae`` at the end of each validation.
+    ``scheduler`` (a partial learning-rate scheduler given the optimizer) steps once per epoch."""
 
     def __init__(
         self,
@@ -27,6 +31,7 @@ class RecModule(pl.LightningModule):
         monitor: str,
         candidates: np.ndarray | None = None,
         ratings: Interactions | None = None,
+        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -37,6 +42,7 @@ class RecModule(pl.LightningModule):
         self.monitor = monitor
         self.candidates = candidates
         self.ratings = ratings
+        self.scheduler = scheduler
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.model.loss(batch)
@@ -63,5 +69,8 @@ class RecModule(pl.LightningModule):
         for key, v in self.evaluator.rating_means(self.model, self.ratings).items():
             self.log(f"val/{key}", v, on_epoch=True, prog_bar=key == self.monitor)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.model.configure_optimizer()
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        optimizer = self.model.configure_optimizer()
+        if self.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}

@@ -1,11 +1,13 @@
-"""NeuralTrainer: the trainer config group, wrapping a Lightning Trainer with early stopping and best checkpoint."""
+"""NeuralTrainer: the trainer config group, wrapping a Lightning Trainer with early stopping, best checkpoint and an
+optional learning-rate scheduler (the callbacks and scheduler config groups)."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pytorch_lightning as pl
@@ -40,6 +42,12 @@ class NeuralTrainer:
     Early stopping and checkpoint selection read ``val/<monitor>`` only; after
     training the best checkpoint's weights are loaded, so that is the model tested.
     ``precision`` is Lightning's: ``32-true`` on CPU, ``16-mixed`` / ``bf16-mixed`` on GPU.
+
+    ``early_stopping`` and ``checkpoint`` are ``_partial_`` Lightning callbacks (``conf/callbacks``) completed
+    here with ``monitor`` (``val/<monitor>``), ``mode`` (the metric's direction) and, for the checkpoint, the
+    folder; without them, ``EarlyStopping(patience, min_delta)`` and a ``best`` weights-only checkpoint.
+    ``scheduler`` (``conf/scheduler``) is a ``_partial_`` ``torch.optim.lr_scheduler`` class given the model's
+    optimizer and stepped once per epoch; None keeps the learning rate constant.
     """
 
     def __init__(
@@ -58,6 +66,9 @@ class NeuralTrainer:
         deterministic: bool = True,
         seed: int = 0,
         checkpoint_dir: str | None = None,
+        early_stopping: Callable[..., EarlyStopping] | None = None,
+        checkpoint: Callable[..., ModelCheckpoint] | None = None,
+        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     ) -> None:
         metric_for(monitor)  # fails early on an unknown metric name
         self.max_epochs, self.batch_size, self.monitor = max_epochs, batch_size, monitor
@@ -66,6 +77,11 @@ class NeuralTrainer:
         self.check_val_every_n_epoch = check_val_every_n_epoch
         self.enable_progress_bar, self.deterministic, self.seed = enable_progress_bar, deterministic, seed
         self.checkpoint_dir = checkpoint_dir
+        self.early_stopping = early_stopping or partial(EarlyStopping, patience=patience, min_delta=min_delta)
+        self.checkpoint = checkpoint or partial(
+            ModelCheckpoint, filename="best", save_top_k=1, save_weights_only=True, auto_insert_metric_name=False
+        )
+        self.scheduler = scheduler
 
     def fit(
         self,
@@ -104,21 +120,14 @@ class NeuralTrainer:
             self.monitor,
             evaluator.candidate_mask(val) if has_val else None,
             val if has_val and rating_monitor else None,
+            self.scheduler,
         )
         ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")
         callbacks = list(callbacks)
         ckpt = None
         if has_val:
-            ckpt = ModelCheckpoint(
-                dirpath=ckpt_dir,
-                filename="best",
-                monitor=key,
-                mode=mode,
-                save_top_k=1,
-                save_weights_only=True,
-                auto_insert_metric_name=False,
-            )
-            callbacks += [ckpt, EarlyStopping(monitor=key, mode=mode, patience=self.patience, min_delta=self.min_delta)]
+            ckpt = self.checkpoint(dirpath=ckpt_dir, monitor=key, mode=mode)
+            callbacks += [ckpt, self.early_stopping(monitor=key, mode=mode)]
         trainer = pl.Trainer(
             max_epochs=self.max_epochs,
             accelerator=self.accelerator,

@@ -213,7 +213,12 @@ def test_missing_modality_fails_before_training(syn):
 
 @pytest.mark.slow
 def test_content_beats_random_on_cold_items_end_to_end(tmp_path):
-    common = ["split=cold_item", "eval.candidates=target", "trainer.max_epochs=20", "trainer.patience=20"]
+    common = [
+        "split=cold_item",
+        "eval.candidates=target",
+        "trainer.max_epochs=20",
+        "callbacks.early_stopping.patience=20",
+    ]
     rand = pipeline.run(cfg_for(tmp_path, "model=random", *common))
     res = pipeline.run(
         cfg_for(

@@ -8,7 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmbench.tables import Contribution, TableError, build, build_tables, holm, load_runs, main
+from mmbench.reporting.aggregation import Contribution, build, build_tables, has_row, in_row_order
+from mmbench.reporting.rendering import to_latex, to_markdown
+from mmbench.reporting.runs import TableError, load_runs
+from mmbench.reporting.statistics import holm
+from tests.helpers.reporting_store import BASE, OPTIONS, SPARSE, TEST_WARM, USERS7
 
 USERS = [str(u) for u in range(6)]
 
@@ -50,10 +54,10 @@ def test_means_std_and_wilcoxon_with_holm_by_hand():
     assert t.pvalues.loc["a", "test/ndcg@10"] == pytest.approx(2 * 2 / 2**6)
     assert t.pvalues.loc["b", "test/ndcg@10"] == pytest.approx(2 * 2 / 2**6)
     assert np.isnan(t.pvalues.loc["base", "test/ndcg@10"]) and np.isnan(t.pvalues.loc["a", "time/fit_s"])
-    md = t.markdown()
+    md = to_markdown(t)
     assert "**0.6500 ± 0.1414**" in md and "<u>0.3500 ± 0.0000</u>" in md and "†" not in md.split("\n\n")[0]
     assert "**0.5000**" in md.split("\n")[4]  # fastest fit (base, one run, no ±) is bold: lower is better
-    tex = t.latex()
+    tex = to_latex(t)
     assert r"\toprule" in tex and r"\textbf{0.6500 $\pm$ 0.1414}" in tex
 
 
@@ -72,11 +76,7 @@ def test_paired_t_test_by_hand():
     assert t.pvalues.loc["a", "test/ndcg@10"] == pytest.approx(expected[p_a])
     assert t.pvalues.loc["b", "test/ndcg@10"] == pytest.approx(expected[p_b])
     assert t.significant("a", "test/ndcg@10")
-    assert "†" in t.markdown().split("\n")[2]
-
-
-def test_holm_adjustment():
-    np.testing.assert_allclose(holm(np.array([0.01, 0.04, np.nan, 0.03])), [0.03, 0.06, np.nan, 0.06])
+    assert "†" in to_markdown(t).split("\n")[2]
 
 
 def test_mixed_split_fingerprints_are_refused():
@@ -92,100 +92,6 @@ def test_unknown_metric_or_row_key_is_named():
         build(runs, ["model"], ["test/mrr@10"], per_user=per_user)
     with pytest.raises(TableError, match="fusion"):
         build(runs, ["fusion"], ["test/ndcg@10"], per_user=per_user)
-
-
-# A real MLflow store: two protocols on their own splits, rows by model / fusion / modalities, seeds, a re-run.
-USERS7 = [str(u) for u in range(1, 8)]
-TRAIN = [(1, 10, 4), (2, 11, 2), (3, 10, 5), (3, 12, 3), (4, 11, 4), (4, 12, 1), (4, 13, 3)]
-TRAIN += [(5, 10, 3), (5, 13, 5), (5, 14, 2), (6, 11, 1), (6, 12, 2), (6, 14, 4)]
-VAL = [(3, 14, 4)]
-TEST_WARM = [(1, 11, 3), (2, 12, 5), (3, 13, 2), (4, 10, 4), (5, 99, 1), (6, 13, 3), (7, 10, 5)]
-TEST_COLD = [(1, 15, 4), (2, 15, 2)]
-# training events: users 1, 2: 1; 3: 2; 4, 5, 6: 3; 7: 0. The 0.25 quantile of (0, 1, 1, 2, 3, 3, 3) is 1.
-SPARSE = {"warm": ["1", "2", "7"], "cold": ["1", "2"]}  # cold: user 7 is in no part; quantile of (1,1,2,3,3,3) 1.25
-BASE = "fusion_rec / - / none"
-# (protocol, model, fusion, modalities, seed, extra metrics)
-RUNS = [
-    ("warm", "pop", "-", "none", "0", {}),  # an earlier run of pop, seed 0: replaced by the re-run below
-    ("warm", "fusion_rec", "-", "none", "0", {"model/n_params": 100.0}),
-    ("warm", "fusion_rec", "-", "none", "1", {"model/n_params": 100.0}),
-    ("warm", "fusion_rec", "early", "text", "0", {"model/n_params": 150.0}),
-    ("warm", "fusion_rec", "early", "text", "1", {"model/n_params": 150.0}),
-    ("warm", "fusion_rec", "early", "text+image", "0", {}),
-    (
-        "warm",
-        "fusion_rec",
-        "attention",
-        "text+image",
-        "0",
-        dict(zip(["fusion/attention_id", "fusion/attention_text", "fusion/attention_image"], [0.6, 0.3, 0.1])),
-    ),
-    ("warm", "fusion_rec", "late", "image", "0", {"fusion/weight_id": 0.7, "fusion/weight_image": 0.3}),
-    ("warm", "seed_cnn_lstm", "concat", "text+image", "0", {"test/rmse": 1.05}),
-    ("warm", "pop", "-", "none", "0", {}),
-    ("cold", "fusion_rec", "-", "none", "0", {}),
-    ("cold", "fusion_rec", "early", "text", "0", {}),
-]
-
-
-def write_split(folder, test_rows):
-    folder.mkdir(parents=True)
-    for part, rows in (("train", TRAIN), ("val", VAL), ("test", test_rows)):
-        pd.DataFrame(rows, columns=["user", "item", "rating"]).assign(timestamp=0).to_csv(
-            folder / f"{part}.tsv", sep="\t", index=False
-        )
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """The store's URI and, per run, (protocol, row, seed, run id, per-user frame, logged metrics)."""
-    from tests.helpers.mlflow_runs import log_mlflow_run
-
-    tmp = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{tmp}/mlflow.db"
-    write_split(tmp / "warm", TEST_WARM)
-    write_split(tmp / "cold", TEST_COLD)
-    rng = np.random.default_rng(0)
-    logged = []
-    for i, (protocol, model, fusion, mods, seed, extra) in enumerate(RUNS):
-        users = USERS7 if protocol == "warm" else ["1", "2"]
-        # per-user values: a user level, a row effect (clear differences, small p-values) and noise
-        effect = 0.05 * list(dict.fromkeys(r[1:4] for r in RUNS)).index((model, fusion, mods))
-        level = np.linspace(0.1, 0.4, len(users))
-        pu = pd.DataFrame(
-            {
-                "user": users,
-                "recall@20": level + effect + rng.normal(0, 0.02, len(users)),
-                "ndcg@20": level[::-1] + effect + rng.normal(0, 0.02, len(users)),
-            }
-        )
-        sparse = pu[pu.user.isin(SPARSE[protocol])]
-        metrics = {
-            "test/recall@20": pu["recall@20"].mean(),
-            "test/ndcg@20": pu["ndcg@20"].mean(),
-            "test/sparse/ndcg@20": sparse["ndcg@20"].mean(),
-            "time/fit_s": 10.0 * (i + 1),
-            "time/eval_test_s": 0.5,
-            **extra,
-        }
-        tags = {"protocol": protocol, "model": model, "fusion": fusion, "modalities": mods, "seed": seed}
-        tags |= {"split_fingerprint": protocol[0] * 64, "split_dir": str(tmp / protocol), "git_commit": "a" * 40}
-        params = {"eval.sparse_quantile": "0.25"}
-        rid = log_mlflow_run(uri, "mm", tags, metrics, 1_000 + i, pu, params)
-        logged.append((protocol, f"{model} / {fusion} / {mods}", seed, rid, pu, metrics))
-    return uri, logged
-
-
-OPTIONS = dict(
-    rows=["model", "fusion", "modalities"],
-    metrics=["test/recall@20", "test/ndcg@20", "test/sparse/ndcg@20", "test/rmse"],
-    baseline=BASE,
-    test="ttest",
-    costs=["time/fit_s", "model/n_params", "seeds"],
-    contribution=Contribution("test/ndcg@20", "fusion", "modalities", ("text", "image", "text+image")),
-    means=["fusion/attention_", "fusion/weight_"],
-    rating_ref=True,
-)
 
 
 def kept(logged, protocol):
@@ -206,7 +112,7 @@ def ttest_p(a, b):
 
 def test_tables_split_by_protocol_from_a_real_store(store, caplog):
     uri, logged = store
-    with caplog.at_level("WARNING", logger="mmbench.tables"):
+    with caplog.at_level("WARNING", logger="mmbench.reporting.aggregation"):
         tables = build_tables(load_runs(uri, "mm"), "protocol", **OPTIONS)
     assert list(tables) == ["warm", "cold"]
     warm, cold = tables["warm"], tables["cold"]
@@ -246,7 +152,7 @@ def test_tables_split_by_protocol_from_a_real_store(store, caplog):
         assert warm.pvalues.loc[row, m] == pytest.approx(p)
     assert np.isnan(warm.pvalues.loc[BASE]).all() and np.isnan(warm.pvalues["test/rmse"]).all()
 
-    md = warm.markdown()
+    md = to_markdown(warm)
     cells = {tuple(c[:3]): c[3:] for c in (ln.strip("| ").split(" | ") for ln in md.split("\n\n")[0].splitlines()[2:])}
     # columns: recall, ndcg, sparse ndcg, rmse, fit s, n_params, seeds
     assert cells[("seed_cnn_lstm", "concat", "text+image")][3] == "**1.0500**"
@@ -324,62 +230,10 @@ def test_baseline_missing_from_one_table_leaves_it_untested(store):
         build_tables(runs[runs["tags.fusion"] != "-"], "protocol", **OPTIONS)
 
 
-def test_cli_writes_the_split_tables_and_runs(store, tmp_path):
-    uri, logged = store
-    argv = ["mm", "--experiment", "mm", "--tracking-uri", uri, "--rows", "model", "fusion", "modalities"]
-    argv += ["--split-by", "protocol", "--metrics", "test/ndcg@20", "test/rmse", "--costs", "seeds"]
-    argv += ["--baseline", BASE, "--contribution", "test/ndcg@20", "fusion", "modalities", "text", "image"]
-    argv += ["--means", "fusion/attention_", "--rating-reference", "--markdown", "tables.md", "--no-plots"]
-    argv += ["--results-dir", str(tmp_path)]
-    assert main(argv) == 0
-    md = (tmp_path / "mm" / "tables.md").read_text()
-    assert "## protocol warm" in md and "## protocol cold" in md
-    assert "| fusion | text | image |" in md and "'fusion_rec / - / none'" in md  # the command, quoted
-    runs = pd.read_csv(tmp_path / "mm" / "runs.tsv", sep="\t", dtype=str)
-    assert len(runs) == len(logged) - 1  # the replaced pop run is not used
-    assert list(runs.columns[:8]) == [
-        "row",
-        "run_id",
-        "protocol",
-        "model",
-        "fusion",
-        "modalities",
-        "seed",
-        "split_fingerprint",
-    ]
-    first = runs.set_index("run_id").loc[logged[1][3]]
-    assert float(first["test/ndcg@20"]) == pytest.approx(logged[1][5]["test/ndcg@20"], rel=1e-5)
-    bad = argv[:]
-    bad[bad.index("--baseline") + 1] = "nope"
-    assert main(bad) == 2
-
-
-def test_split_group_metric_is_tested_on_that_groups_users(tmp_path):
-    """``test/truncated/ndcg@20`` (split=sparse_history) compares only the users of the split's ``truncated``
-    group (``split.json``), not every test user."""
-    import json
-
-    from tests.helpers.mlflow_runs import log_mlflow_run
-
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    split = tmp_path / "split"
-    split.mkdir()
-    (split / "train.tsv").write_text("user\titem\trating\ttimestamp\n1\t1\t1\t0\n")
-    (split / "split.json").write_text(json.dumps({"groups": {"truncated": [1, 3, 5, 6]}}))
-    users = [str(u) for u in range(1, 8)]
-    values = {"pop": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "bpr": [0.9, 0.25, 0.9, 0.1, 0.35, 0.8, 0.0]}
-    for i, (model, v) in enumerate(values.items()):
-        pu = pd.DataFrame({"user": users, "ndcg@20": v})
-        group = pu[pu.user.isin(["1", "3", "5", "6"])]
-        tags = {"model": model, "seed": "0", "split_fingerprint": "f" * 64, "split_dir": str(split)}
-        metrics = {"test/ndcg@20": pu["ndcg@20"].mean(), "test/truncated/ndcg@20": group["ndcg@20"].mean()}
-        log_mlflow_run(uri, "g", tags, metrics, 1_000 + i, pu)
-    t = build(load_runs(uri, "g"), metrics=["test/ndcg@20", "test/truncated/ndcg@20"], baseline="pop", test="ttest")
-    a, b = np.array(values["bpr"]), np.array(values["pop"])
-    group = np.array([0, 2, 4, 5])
-    raw = [ttest_p(a, b), ttest_p(a[group], b[group])]
-    np.testing.assert_allclose(t.pvalues.loc["bpr"].to_numpy(), holm(np.array(raw)))
-    assert t.mean.loc["bpr", "test/truncated/ndcg@20"] == pytest.approx(a[group].mean())
-    (split / "split.json").write_text(json.dumps({"groups": {}}))
-    with pytest.raises(TableError, match="no user group 'truncated'"):
-        build(load_runs(uri, "g"), metrics=["test/truncated/ndcg@20"], baseline="pop", test="ttest")
+def test_rows_in_a_given_order_and_row_presence():
+    runs, per_user = runs_and_per_user()  # rows by first run: a, b, base
+    ordered = in_row_order(runs, ["model"], ["base", "b"])  # a is not listed: after the listed rows
+    assert ordered["run_id"].tolist() == ["base", "b0", "b1", "a0", "a1"]
+    assert build(ordered, ["model"], ["test/ndcg@10"], per_user=per_user).rows == ["base", "b", "a"]
+    assert in_row_order(runs, ["fusion"], ["x"]) is runs  # no such row key: unchanged
+    assert has_row(runs, ["model"], "b") and not has_row(runs, ["model"], "c") and not has_row(runs, ["x"], "b")

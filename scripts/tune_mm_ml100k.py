@@ -1,0 +1,108 @@
+"""Validation searches on the warm ML-100K-MM protocol (results/mm_ml100k/tuned/): fusion_rec without content and
+with late, graph and attention fusion of text+image, VBPR and FREEDOM.
+
+    MMBENCH_DATA_DIR=../shared/data MMBENCH_WORK_DIR=/tmp/mmtune2 python scripts/tune_mm_ml100k.py [STUDY ...]
+    python scripts/tune_mm_ml100k.py --print        # the mmbench commands, without running them
+
+Each study is one ``mmbench`` Optuna multirun (``hparams_search=<model>_optuna``, conf/hparams_search/), 12 trials:
+trial 0 is the model's config defaults (enqueued), then TPE; pruned from the validation loop; the best
+configuration is retrained with seeds 0 1 2 and tested once (trials never read test). Studies run one after
+another, in the order given (default: all). The commands are exactly those of the former
+``scripts/tune_mm_ml100k.sh`` that made results/mm_ml100k/tuned/. The table afterwards::
+
+    mmbench-table tuned --experiment mm_ml100k --tracking-uri sqlite:///$MMBENCH_WORK_DIR/mlflow.db \\
+      --filter "tags.optuna_final = 'true'" --rows model fusion modalities \\
+      --metrics test/recall@20 test/ndcg@20 test/sparse/ndcg@20 --baseline "fusion_rec / - / none" \\
+      --costs time/fit_s model/n_params seeds --results-dir results/mm_ml100k --markdown tables.md --no-plots
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+
+COMMON = (
+    "experiment=mm_ml100k",
+    "hydra.sweeper.n_trials=12",
+    "trainer.enable_progress_bar=false",
+    "+tags.protocol=warm",
+)
+FUSION_REC = (
+    "hparams_search=fusion_rec_optuna",
+    "+tags.model=fusion_rec",
+    "hydra.sweeper.enqueue_trials=[{model.embedding_dim:64,model.reg:1e-05,model.optimizer.lr:0.005}]",
+)
+TEXT_IMAGE = ("model.modalities=[text,image]", "+tags.modalities='text+image'")
+
+
+def fusion_rec(fusion: str) -> tuple[str, ...]:
+    """fusion_rec with ``fusion`` of text+image."""
+    return (
+        *COMMON,
+        *FUSION_REC,
+        f"fusion@model.fusion={fusion}",
+        *TEXT_IMAGE,
+        f"+tags.fusion={fusion}",
+        f"hydra.sweeper.study_name=fusion_rec-{fusion}",
+    )
+
+
+# study -> the mmbench overrides of its multirun
+STUDIES: dict[str, tuple[str, ...]] = {
+    "none": (
+        *COMMON,
+        *FUSION_REC,
+        "model.modalities=[]",
+        "+tags.fusion='-'",
+        "+tags.modalities=none",
+        "hydra.sweeper.study_name=fusion_rec-none",
+    ),
+    "late": fusion_rec("late"),
+    "graph": fusion_rec("graph"),
+    "attention": fusion_rec("attention"),
+    "vbpr": (
+        *COMMON,
+        "hparams_search=vbpr_optuna",
+        "+tags.model=vbpr",
+        "+tags.fusion='-'",
+        *TEXT_IMAGE,
+        "hydra.sweeper.enqueue_trials=[{model.embedding_dim:32,model.content_dim:32,model.reg:1e-04,model.optimizer.lr:0.005}]",
+        "hydra.sweeper.study_name=vbpr",
+    ),
+    "freedom": (
+        *COMMON,
+        "hparams_search=freedom_optuna",
+        "+tags.model=freedom",
+        "+tags.fusion='-'",
+        *TEXT_IMAGE,
+        "hydra.sweeper.enqueue_trials=[{model.k:10,model.dropout:0.8,model.reg_weight:1e-04,model.optimizer.lr:0.001}]",
+        "hydra.sweeper.study_name=freedom",
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("studies", nargs="*", metavar="STUDY", help=f"default: all of {' '.join(STUDIES)}")
+    ap.add_argument("--print", action="store_true", help="print the commands instead of running them")
+    a = ap.parse_args(argv)
+    unknown = [s for s in a.studies if s not in STUDIES]
+    if unknown:
+        ap.error(f"unknown study {', '.join(unknown)}: choose from {' '.join(STUDIES)}")
+    mmbench = shutil.which("mmbench")
+    if mmbench is None and not a.print:
+        print("tune_mm_ml100k: no mmbench on PATH (pip install -e . in this environment)", file=sys.stderr)
+        return 2
+    for name in a.studies or list(STUDIES):
+        cmd = ["mmbench", *STUDIES[name]]
+        print(shlex.join(cmd), flush=True)
+        if not a.print:
+            subprocess.run([mmbench, *cmd[1:]], check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""TableCallback: at the end of a multirun, the table of that sweep's runs only."""
+
+from __future__ import annotations
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from mmbench.reporting.aggregation import Contribution
+from mmbench.reporting.callback import TableCallback
+from tests.helpers.mlflow_runs import log_mlflow_run
+
+
+def test_tabulates_the_runs_of_its_sweep(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    sweep = tmp_path / "multirun" / "s1"
+    fp = {"split_fingerprint": "f" * 64}
+    pu = pd.DataFrame({"user": ["1", "2", "3"], "ndcg@10": [0.1, 0.2, 0.3]})
+    mine = [
+        log_mlflow_run(uri, "e", {"model": m, "sweep_id": str(sweep), **fp}, {"test/ndcg@10": v}, i, pu)
+        for i, (m, v) in enumerate([("pop", 0.2), ("bpr", 0.3)], start=1)
+    ]
+    log_mlflow_run(uri, "e", {"model": "old", "sweep_id": str(tmp_path / "other"), **fp}, {"test/ndcg@10": 0.9}, 9)
+    config = OmegaConf.create(
+        {
+            "hydra": {"sweep": {"dir": str(sweep)}, "overrides": {"task": ["model=pop,bpr"]}},
+            "logger": {"tracking_uri": uri},
+            "experiment_name": "e",
+            "paths": {"work_dir": str(tmp_path)},
+        }
+    )
+    spec = OmegaConf.create(
+        {"metric": "test/ndcg@10", "rows": "fusion", "columns": "modalities", "column_values": ["text"]}
+    )
+    parsed = TableCallback("t", contribution=spec).options["contribution"]
+    assert parsed == Contribution("test/ndcg@10", "fusion", "modalities", ("text",))  # a config mapping, parsed
+    cb = TableCallback("t", metrics=["test/ndcg@10"], plots=False)
+    cb.on_multirun_end(config)
+    out = tmp_path / "results" / "t"
+    assert pd.read_csv(out / "runs.tsv", sep="\t")["run_id"].tolist() == mine  # not the other sweep's run
+    assert "mmbench -m model=pop,bpr" in (out / "README.md").read_text()
