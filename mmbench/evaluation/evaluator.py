@@ -174,6 +174,13 @@ class Evaluator:
         u = torch.as_tensor(users, device=device)
         with torch.no_grad():
             scores = model.score(u).float()
+        nan = torch.isnan(scores)
+        if nan.any():  # NaN has no place in a ranking (torch.topk would put it first): a diverged model fails loudly
+            row, col = (int(x) for x in nan.nonzero()[0])
+            raise FloatingPointError(
+                f"{type(model).__name__}.score gave {int(nan.sum())} NaN scores for {len(users)} users "
+                f"(first: user {int(users[row])}, item {col}); the model diverged or its input has NaN"
+            )
         full_names = [m for m in self.metrics if m in FULL_RANKING_METRICS]
         rankable = torch.ones(scores.shape, dtype=torch.bool, device=device)
         _fill(rankable, excl[users], False)

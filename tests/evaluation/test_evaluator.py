@@ -207,3 +207,11 @@ def test_scoring_runs_in_eval_mode_and_restores_the_mode():
     model.eval()
     ev.evaluate(model, target, [])
     assert not model.training
+
+
+def test_nan_scores_fail_naming_the_model_user_and_item():
+    scores = [list(map(float, row)) for row in SCORES]
+    scores[1][2] = float("nan")
+    target = make_interactions([(0, 1), (1, 3)], len(scores), len(scores[0]))
+    with pytest.raises(FloatingPointError, match=r"Fixed.score gave 1 NaN scores .* user 1, item 2"):
+        Evaluator(ks=[2], progress=False).evaluate(Fixed(scores), target)
