@@ -12,7 +12,7 @@ from mmbench.config import CONF_DIR, ConfigError, import_target
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _main(cfg: DictConfig) -> float | None:
-    from mmbench.data.ml100k import DataNotFoundError
+    from mmbench.data.grouplens import DataNotFoundError
     from mmbench.data.readers import DataFormatError
     from mmbench.pipeline import format_table, run
     from mmbench.tracking import TrackingError

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mmbench.data.base import DatasetLoader
+from mmbench.data.grouplens import Release, resolve
 from mmbench.data.interactions import Dataset, UserContent, build_dataset
 from mmbench.data.readers import file_sha256, read_delimited
 
@@ -50,54 +44,14 @@ GENRES = [
     "War",
     "Western",
 ]
-SUBDIR = Path("movielens") / "ml-100k"
 
 
-class DataNotFoundError(FileNotFoundError):
-    """The data is not on disk and could not be downloaded."""
+RELEASE = Release("MovieLens-100K", "ml-100k", tuple(FILE_SHA256), FILE_SHA256)
 
 
 def resolve_ml100k(data_dir: str | None, cache_dir: str, download: bool, url: str = URL) -> Path:
     """Folder holding u.data: ``$MMBENCH_DATA_DIR/movielens/ml-100k``, then the cache, then a download."""
-    tried = []
-    for base in (data_dir, cache_dir):
-        if base:
-            folder = Path(base).expanduser() / SUBDIR
-            if (folder / "u.data").is_file():
-                return folder
-            tried.append(str(folder))
-    target = Path(cache_dir).expanduser() / SUBDIR
-    hint = (
-        f"MovieLens-100K not found: looked in {', '.join(tried) or '(no folder configured)'}. "
-        f"Set MMBENCH_DATA_DIR to a folder that holds movielens/ml-100k/u.data "
-        f"(MMBENCH_DATA_DIR={os.environ.get('MMBENCH_DATA_DIR')!r})"
-    )
-    if not download:
-        raise DataNotFoundError(hint + ", or allow dataset.download=true.")
-    try:
-        _download(url, target)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise DataNotFoundError(f"{hint}. Downloading {url} into {target} failed: {e}") from None
-    return target
-
-
-def _download(url: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        zpath = Path(tmp) / "ml-100k.zip"
-        log.info("downloading %s", url)
-        with urllib.request.urlopen(url, timeout=30) as r, open(zpath, "wb") as f:
-            shutil.copyfileobj(r, f)
-        md5 = hashlib.md5(zpath.read_bytes()).hexdigest()
-        if md5 != ZIP_MD5:
-            raise OSError(f"checksum mismatch for {url}: md5 {md5} != {ZIP_MD5}")
-        with zipfile.ZipFile(zpath) as z:
-            z.extractall(tmp)
-        for name, digest in FILE_SHA256.items():
-            got = hashlib.sha256((Path(tmp) / "ml-100k" / name).read_bytes()).hexdigest()
-            if got != digest:
-                raise OSError(f"checksum mismatch for {name} in {url}: sha256 {got} != {digest}")
-        shutil.move(str(Path(tmp) / "ml-100k"), target)
+    return resolve(RELEASE, data_dir, cache_dir, download, url, ZIP_MD5)
 
 
 class MovieLens100K(DatasetLoader):

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
-import zipfile
 from pathlib import Path
 
 from mmbench.data.base import DatasetLoader
+from mmbench.data.grouplens import Release, resolve
 from mmbench.data.interactions import Dataset
-from mmbench.data.ml100k import DataNotFoundError
 from mmbench.data.movielens import read_movielens
 
 log = logging.getLogger(__name__)
 
 URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 ZIP_MD5 = "c4d9eecfca2ab87c1945afe126590906"  # published checksum of ml-1m.zip
-SUBDIR = Path("movielens") / "ml-1m"
 FILES = ("ratings.dat", "movies.dat", "users.dat")
 # The official release's counts (its README and GroupLens' page): what a local copy is compared with. The files'
 # own SHA-256 are not published and could not be computed here (no copy of the full release), so a local folder is
@@ -29,46 +21,12 @@ FILES = ("ratings.dat", "movies.dat", "users.dat")
 OFFICIAL = {"ratings": 1_000_209, "users": 6_040, "movies": 3_706}
 
 
+RELEASE = Release("MovieLens-1M", "ml-1m", FILES)  # the files' SHA-256 are not published: the zip's MD5 is checked
+
+
 def resolve_ml1m(data_dir: str | None, cache_dir: str, download: bool, url: str = URL) -> Path:
     """Folder holding ratings.dat: ``$MMBENCH_DATA_DIR/movielens/ml-1m``, then the cache, then a download."""
-    tried = []
-    for base in (data_dir, cache_dir):
-        if base:
-            folder = Path(base).expanduser() / SUBDIR
-            if all((folder / f).is_file() for f in FILES):
-                return folder
-            tried.append(str(folder))
-    target = Path(cache_dir).expanduser() / SUBDIR
-    hint = (
-        f"MovieLens-1M not found: looked in {', '.join(tried) or '(no folder configured)'}. "
-        f"Set MMBENCH_DATA_DIR to a folder that holds movielens/ml-1m/{{{','.join(FILES)}}} "
-        f"(MMBENCH_DATA_DIR={os.environ.get('MMBENCH_DATA_DIR')!r})"
-    )
-    if not download:
-        raise DataNotFoundError(hint + ", or allow dataset.download=true.")
-    try:
-        _download(url, target)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise DataNotFoundError(f"{hint}. Downloading {url} into {target} failed: {e}") from None
-    return target
-
-
-def _download(url: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        zpath = Path(tmp) / "ml-1m.zip"
-        log.info("downloading %s", url)
-        with urllib.request.urlopen(url, timeout=30) as r, open(zpath, "wb") as f:
-            shutil.copyfileobj(r, f)
-        md5 = hashlib.md5(zpath.read_bytes()).hexdigest()
-        if md5 != ZIP_MD5:
-            raise OSError(f"checksum mismatch for {url}: md5 {md5} != {ZIP_MD5}")
-        with zipfile.ZipFile(zpath) as z:
-            z.extractall(tmp)
-        missing = [f for f in FILES if not (Path(tmp) / "ml-1m" / f).is_file()]
-        if missing:
-            raise OSError(f"{url}: the zip has no ml-1m/{missing}")
-        shutil.move(str(Path(tmp) / "ml-1m"), target)
+    return resolve(RELEASE, data_dir, cache_dir, download, url, ZIP_MD5)
 
 
 def check_official(ds: Dataset) -> bool:

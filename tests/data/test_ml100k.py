@@ -4,8 +4,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from mmbench.data import ml100k
-from mmbench.data.ml100k import DataNotFoundError, MovieLens100K
+from mmbench.data import grouplens, ml100k
+from mmbench.data.grouplens import DataNotFoundError
+from mmbench.data.ml100k import MovieLens100K
 
 
 def test_reads_official_layout(ml100k):
@@ -21,7 +22,7 @@ def test_no_data_no_network_is_a_clear_error(tmp_path, monkeypatch):
     def offline(*a, **k):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(ml100k.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(grouplens.urllib.request, "urlopen", offline)
     loader = MovieLens100K(data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(DataNotFoundError) as e:
         loader.read()

@@ -11,9 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from mmbench.data import ml1m
+from mmbench.data import grouplens, ml1m
+from mmbench.data.grouplens import DataNotFoundError
 from mmbench.data.ml1m import MovieLens1M
-from mmbench.data.ml100k import DataNotFoundError
 
 
 def test_counts_match_the_files_and_the_prefix_warns(ml1m_dir, caplog):
@@ -43,7 +43,7 @@ def test_no_data_no_network_is_a_clear_error(tmp_path, monkeypatch):
     def offline(*a, **k):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(ml1m.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(grouplens.urllib.request, "urlopen", offline)
     with pytest.raises(DataNotFoundError) as e:
         MovieLens1M(data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache")).read()
     msg = str(e.value)
