@@ -180,10 +180,11 @@ def format_table(metrics: dict[str, float]) -> str:
         {k.split("/", 1)[1] for k in metrics if k.startswith(("val/", "test/")) and not k.endswith("n_users")},
         key=lambda n: (n.split("@")[0], int(n.split("@")[1]) if "@" in n else 0),
     )
-    lines = [f"{'metric':<14}{'val':>10}{'test':>10}", "-" * 34]
+    w = max([14, *(len(n) + 2 for n in names)])  # group metrics (sparse/…, truncated/…) are longer
+    lines = [f"{'metric':<{w}}{'val':>10}{'test':>10}", "-" * (w + 20)]
     for n in names:
         v, t = metrics.get(f"val/{n}", float("nan")), metrics.get(f"test/{n}", float("nan"))
-        lines.append(f"{n:<14}{v:>10.4f}{t:>10.4f}")
+        lines.append(f"{n:<{w}}{v:>10.4f}{t:>10.4f}")
     return "\n".join(lines)
 
 

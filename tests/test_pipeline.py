@@ -182,3 +182,15 @@ def test_model_name_is_the_option_or_given_and_a_raw_compose_fails_before_work(t
     with pytest.raises(ConfigError, match=r"compose the config with mmbench.config.compose"):
         pipeline.run(raw)
     assert not (tmp_path / "raw").exists()
+
+
+def test_terminal_table_aligns_long_metric_names():
+    table = pipeline.format_table({"val/ndcg@10": 0.5, "test/ndcg@10": 0.25, "test/sparse/precision@20": 0.125})
+    lines = table.splitlines()
+    assert lines[0].split() == ["metric", "val", "test"]
+    assert len({len(line) for line in lines}) == 1  # every row as wide as the header: columns line up
+    assert lines[2].split() == ["ndcg@10", "0.5000", "0.2500"] and lines[3].split() == [
+        "sparse/precision@20",
+        "nan",
+        "0.1250",
+    ]
