@@ -57,6 +57,19 @@ GRIDS = {
 }
 
 
+def neural_trainer(cfg, checkpoint_dir: str):
+    """The experiment's NeuralTrainer with its conf/callbacks early stopping and checkpoint, as `pipeline.fit`
+    builds it (conf/trainer alone would leave NeuralTrainer's own default patience)."""
+    return instantiate(
+        cfg.trainer,
+        seed=0,
+        enable_progress_bar=False,
+        checkpoint_dir=checkpoint_dir,
+        early_stopping=cfg.callbacks.early_stopping,
+        checkpoint=cfg.callbacks.model_checkpoint,
+    )
+
+
 def main(models: list[str]) -> None:
     torch.set_num_threads(1)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -76,7 +89,7 @@ def main(models: list[str]) -> None:
             extra = ""
             if isinstance(model, (BPR, LightGCN)):
                 with tempfile.TemporaryDirectory() as ck:
-                    trainer = instantiate(cfg.trainer, seed=0, enable_progress_bar=False, checkpoint_dir=ck)
+                    trainer = neural_trainer(cfg, ck)
                     rep = trainer.fit(model, split.train, split.val, ev)
                 extra = f"{rep.epochs} ({rep.best_epoch})"
             else:
