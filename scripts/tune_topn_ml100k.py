@@ -17,10 +17,9 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from mmbench.config import CONF_DIR
+from mmbench.config import compose
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.models.neural.bpr import BPR
 from mmbench.models.neural.lightgcn import LightGCN
@@ -72,8 +71,7 @@ def neural_trainer(cfg, checkpoint_dir: str):
 
 def main(models: list[str]) -> None:
     torch.set_num_threads(1)
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=topn_ml100k", f"paths.work_dir={ROOT}"])
+    cfg = compose(["experiment=topn_ml100k", f"paths.work_dir={ROOT}"])
     ds = instantiate(cfg.preprocess)(instantiate(cfg.dataset).read())
     split = load_or_create(ds, instantiate(cfg.split), cfg.paths.split_dir)
     ev = Evaluator(ks=[10, 20], metrics=["recall", "ndcg"], progress=False)

@@ -55,7 +55,7 @@ class NeuralTrainer:
         max_epochs: int = 50,
         batch_size: int = 2048,
         monitor: str = "ndcg@10",
-        patience: int = 5,
+        patience: int = 10,  # as conf/callbacks/default.yaml: one default, whoever builds the trainer
         min_delta: float = 0.0,
         precision: str = "32-true",
         accelerator: str = "cpu",
