@@ -130,6 +130,11 @@ def key(protocol: str, e: Entry, seed: int) -> tuple[str, str, str, str, str]:
     return (protocol, e.model, e.fusion, e.modalities, str(seed))
 
 
+def label(e: Entry) -> str:
+    """The entry's table row: ``model / fusion / modalities``."""
+    return " / ".join((e.model, e.fusion, e.modalities))
+
+
 def compose_run(experiment: str, overrides: list[str]) -> DictConfig:
     """The config of one grid run: ``experiment=<experiment>`` plus ``overrides``."""
     if experiment not in EXPERIMENTS:
@@ -200,7 +205,7 @@ def run_grid(
     start = time.perf_counter()
     for seed in seeds:
         for e in entries():
-            if only and e.model not in only:
+            if only and e.model not in only and label(e) not in only:
                 continue
             for protocol in protocols:
                 if protocol not in e.protocols:
@@ -251,7 +256,7 @@ counterpart of every fusion_rec row); the contribution tables subtract its NDCG@
 def build(runs: pd.DataFrame) -> dict[str, Table]:
     """The per-protocol tables of the grid's runs, in order of appearance; each shows the OPTIONAL metrics only
     if some run of its protocol logs them (a cold-item table has no truncated users to test)."""
-    runs = in_row_order(runs, ROWS, [" / ".join((e.model, e.fusion, e.modalities)) for e in entries()])
+    runs = in_row_order(runs, ROWS, [label(e) for e in entries()])
     if "tags.protocol" not in runs.columns:
         raise TableError("no run has a protocol tag")
     out: dict[str, Table] = {}
@@ -291,7 +296,7 @@ def main() -> None:
     ap.add_argument("--experiment", choices=EXPERIMENTS, default="mm_ml100k", help="conf/experiment/<name>.yaml")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--protocols", nargs="+", default=["warm", "cold", "cold_user", "sparse"], choices=PROTOCOLS)
-    ap.add_argument("--only", nargs="*", help="model names to run (default: all)")
+    ap.add_argument("--only", nargs="*", help="model names or rows 'model / fusion / modalities' to run (default: all)")
     ap.add_argument("--tracking-uri", default=None, help="MLflow store (default: the one the runs use)")
     ap.add_argument("--budget-min", type=float, default=None, help="stop starting runs after this many minutes")
     ap.add_argument("--tables-only", action="store_true")

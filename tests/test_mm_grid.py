@@ -101,6 +101,11 @@ def test_grid_resumes_from_finished_mlflow_runs(work, monkeypatch):
     assert ("warm", "fusion_rec", "-", "user demographics") in got  # entries run only on their own protocols
     assert not any(p == "cold" and "demographics" in m for p, _, _, m in got)
     assert all(t["model"] in ("pop", "fusion_rec") and t["seed"] == 0 for t in ran)  # grid names, not class names
+    ran.clear()  # --only also takes rows
+    run_grid("mm_ml100k", [1], ["sparse", "cold_user"], [], only=["fusion_rec / late / image", "freedom / - / none"])
+    assert [(t["protocol"], t["model"], t["fusion"], t["modalities"]) for t in ran] == [
+        ("sparse", "fusion_rec", "late", "image")
+    ]
 
 
 def test_tables_md_and_runs_tsv_from_the_store(work, tmp_path):
