@@ -1,11 +1,14 @@
-"""Speed targets of the multimodal stage on ML-100K-MM: poster feature extraction (first run, then
-cached), text features, and one training epoch of multimodal models with cached features.
+"""Speed targets of the multimodal stage on ML-100K-MM or ML-1M-MM: poster feature extraction (first run, then
+cached), text features, and one training epoch of the multimodal models and of BPR / LightGCN with cached features.
 
     MMBENCH_DATA_DIR=../shared/data python scripts/bench_mm_speed.py --threads 2 [--seed-models]
+    MMBENCH_DATA_DIR=../shared/data python scripts/bench_mm_speed.py --dataset ml1m_mm --threads 1 --cache DIR
 
-Uses a fresh temporary cache folder, so the first extraction really computes. ``--seed-models`` also times
-one epoch and one full scoring of the seed models (trainable CNN + LSTM, nothing cached) at 32 and 64 px.
-Prints a Markdown table.
+Uses a fresh temporary cache folder unless ``--cache`` names one (then "first run" is a cache read where the
+features are already there). Models are built from their conf/model defaults (``experiment=mm_<dataset>``
+overrides), trained by the trainer config's batch size, one thread (``--train-threads``). ``--seed-models``
+also times one epoch and one full scoring of the seed models (trainable CNN + LSTM, nothing cached) at 32 and 64
+px. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -23,36 +26,43 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2, help="torch threads for feature extraction")
     ap.add_argument("--train-threads", type=int, default=1, help="torch threads for training (project default 1)")
+    ap.add_argument("--dataset", choices=("ml100k_mm", "ml1m_mm"), default="ml100k_mm")
+    ap.add_argument("--cache", default=None, help="feature cache folder (default: a fresh temporary one)")
     ap.add_argument("--image-model", default="resnet18")
+    ap.add_argument("--pretrained", action="store_true", help="the image model's packaged pretrained weights")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per model; the table shows their mean")
+    ap.add_argument("--models", nargs="*", default=None, help="model rows to time (default: all), e.g. vbpr")
     ap.add_argument("--seed-models", action="store_true", help="also time the seed models (minutes on a CPU)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    from hydra.utils import instantiate
+
+    from mmbench.config import compose
+    from mmbench.data.ml1m_mm import MovieLens1MMM
     from mmbench.data.ml100k_mm import MovieLens100KMM
     from mmbench.encoders import build_features
     from mmbench.encoders.image import TimmEncoder
     from mmbench.encoders.text import SentenceTransformerEncoder
     from mmbench.evaluation.evaluator import Evaluator
-    from mmbench.fusion import AttentionFusion, EarlyFusion, GraphFusion
-    from mmbench.models.multimodal.freedom import FREEDOM
-    from mmbench.models.multimodal.fusion_rec import FusionRec
-    from mmbench.models.multimodal.vbpr import VBPR
     from mmbench.splits import load_or_create
     from mmbench.splits.splitters import RandomSplit
     from mmbench.training import NeuralTrainer
 
     rows: list[tuple[str, float]] = []
     t = time.perf_counter()
-    ds = MovieLens100KMM(os.environ["MMBENCH_DATA_DIR"], download=False).read()
-    rows.append(("load ml100k_mm (lazy images)", time.perf_counter() - t))
-    cache = tempfile.mkdtemp(prefix="mmbench-bench-cache-")
-    encs = {"image": TimmEncoder(args.image_model, progress=False)}
+    reader = {"ml100k_mm": MovieLens100KMM, "ml1m_mm": MovieLens1MMM}[args.dataset]
+    ds = reader(os.environ["MMBENCH_DATA_DIR"], download=False).read()
+    rows.append((f"load {args.dataset} (lazy images): {ds.n_users} users, {ds.n_items} items", time.perf_counter() - t))
+    cache = args.cache or tempfile.mkdtemp(prefix="mmbench-bench-cache-")
+    encs = {"image": TimmEncoder(args.image_model, pretrained=args.pretrained, progress=False)}
+    weights = "pretrained" if args.pretrained else "random"
     for label in ("first run", "cached run"):
         t = time.perf_counter()
         feats, _, _ = build_features(encs, ds, cache)
         rows.append(
             (
-                f"{args.image_model} features, {int(ds.content['image'].mask.sum())} posters, {label}",
+                f"{args.image_model} ({weights}) features, {int(ds.content['image'].mask.sum())} posters, {label}",
                 time.perf_counter() - t,
             )
         )
@@ -65,19 +75,22 @@ def main() -> None:
 
     torch.set_num_threads(args.train_threads)
     split = load_or_create(ds, RandomSplit(), tempfile.mkdtemp())
-    models = {
-        "fusion_rec early (text+image)": lambda: FusionRec(fusion=EarlyFusion()),
-        "fusion_rec attention (text+image)": lambda: FusionRec(fusion=AttentionFusion()),
-        "fusion_rec graph (text+image)": lambda: FusionRec(fusion=GraphFusion()),
-        "vbpr (text+image)": lambda: VBPR(),
-        "freedom (text+image)": lambda: FREEDOM(),
-    }
-    for name, make in models.items():
-        m = make()
-        m.set_features(feats)
+    rows.append((f"warm split: {len(split.train)} training interactions", 0.0))
+    experiment = {"ml100k_mm": "mm_ml100k", "ml1m_mm": "mm_ml1m"}[args.dataset]
+    for name, overrides in MODELS.items():
+        if args.models and name.split(" ")[0] not in args.models and name not in args.models:
+            continue
+        cfg = compose([f"experiment={experiment}", *overrides])
+        m = instantiate(cfg.model)
+        if hasattr(m, "set_features"):
+            m.set_features(feats)
+        batch = int(cfg.trainer.batch_size)
         t = time.perf_counter()
-        NeuralTrainer(max_epochs=3, enable_progress_bar=False).fit(m, split.train, None, Evaluator(progress=False))
-        rows.append((f"{name}: one training epoch (mean of 3, batch 2048, incl. build)", (time.perf_counter() - t) / 3))
+        NeuralTrainer(max_epochs=args.epochs, batch_size=batch, enable_progress_bar=False).fit(
+            m, split.train, None, Evaluator(progress=False)
+        )
+        label = f"{name}: one training epoch (mean of {args.epochs}, batch {batch}, incl. build)"
+        rows.append((label, (time.perf_counter() - t) / args.epochs))
 
     if args.seed_models:
         rows += seed_model_rows(ds, split, cache)
@@ -91,6 +104,20 @@ def main() -> None:
     print("| step | seconds |\n|---|---|")
     for k, v in rows:
         print(f"| {k} | {v:.2f} |")
+
+
+# timed models: conf/model defaults, as the grid (scripts/mm_grid.py) runs them
+FR = ["model=fusion_rec", "model.modalities=[text,image]"]
+MODELS = {
+    "bpr": ["model=bpr"],
+    "lightgcn": ["model=lightgcn"],
+    **{f"fusion_rec {f} (text+image)": [*FR, f"fusion@model.fusion={f}"] for f in ("early", "late", "attention")},
+    **{f"fusion_rec {f} (text+image)": [*FR, f"fusion@model.fusion={f}"] for f in ("graph", "hybrid", "gated")},
+    "fusion_rec none": ["model=fusion_rec", "model.modalities=[]"],
+    "vbpr (text+image)": ["model=vbpr"],
+    "freedom (text+image)": ["model=freedom"],
+    "freedom none": ["model=freedom", "model.modalities=[]"],
+}
 
 
 def seed_model_rows(ds, split, cache: str) -> list[tuple[str, float]]:  # noqa: ANN001

@@ -38,9 +38,10 @@ class FREEDOM(MultimodalRecommender):
     layers); each epoch keeps ``1 - dropout`` of its edges, sampled with probability ∝ ``1/sqrt(d_u d_i)``
     (degree-sensitive pruning), and re-normalises; evaluation uses the full graph. Score ``u_g · (i_g + h_i)``.
     Loss: BPR on those plus ``reg_weight`` times a BPR loss of the user vectors against each modality's
-    projected features (as in the authors' code)."""
+    projected features (as in the authors' code).
 
-    min_modalities = 1
+    With no modality (``modalities=[]``) there is no item-item graph and no feature loss: ``h_i = 0``, leaving
+    the user-item part alone (LightGCN with degree-sensitive pruning), the ablation of the modality graph."""
 
     def __init__(
         self,
@@ -72,7 +73,8 @@ class FREEDOM(MultimodalRecommender):
         nn.init.xavier_uniform_(self.item_emb.weight)
         frozen = {m: (f.require_frozen("FREEDOM"), f.mask) for m, f in self.features.items()}
         mm, weights = modality_graph(frozen, self.k, self.modality_weights, "FREEDOM")
-        self.register_buffer("mm_adj", to_torch(mm), persistent=False)
+        # None without modalities: no item-item graph
+        self.register_buffer("mm_adj", None if mm is None else to_torch(mm), persistent=False)
         self.proj = nn.ModuleDict()
         for m, f in self.features.items():
             x = torch.as_tensor(f.require_frozen("FREEDOM"), dtype=torch.float32)
@@ -109,8 +111,11 @@ class FREEDOM(MultimodalRecommender):
 
     def propagate(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.item_emb.weight
-        for _ in range(self.n_mm_layers):
-            h = sparse_mm(self.mm_adj, h)
+        if self.mm_adj is None:
+            h = torch.zeros_like(h)
+        else:
+            for _ in range(self.n_mm_layers):
+                h = sparse_mm(self.mm_adj, h)
         ego = torch.cat([self.user_emb.weight, self.item_emb.weight])
         layers = [ego]
         for _ in range(self.n_ui_layers):
