@@ -23,7 +23,7 @@ from mmbench.config import chosen_option, flatten, import_target, validate
 from mmbench.data.interactions import Dataset
 from mmbench.data.train_content import content_for_training
 from mmbench.encoders import ModalityFeatures, build_features, build_user_features
-from mmbench.evaluation.evaluator import EvalResult, Evaluator
+from mmbench.evaluation.evaluator import EvalResult, Evaluator, group_means
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import Recommender
 from mmbench.splits import Split, load_or_create
@@ -169,7 +169,7 @@ def user_groups(result: EvalResult, split: Split, evaluator: Evaluator) -> dict[
     """Per evaluated user, membership of each user group: the evaluator's ``sparse`` users and the split's groups
     (the one definition every reader of the per-user files uses)."""
     sparse = evaluator.sparse_flags(result, split.train)
-    groups = {} if sparse is None else {"sparse": sparse}
+    groups = {} if sparse is None or not len(result.users) else {"sparse": sparse}
     members = {g: np.isin(result.users, users) for g, users in split.groups.items()}
     return groups | members
 
@@ -257,7 +257,7 @@ def run(cfg: DictConfig) -> RunResult:
             times["time/data_s"] = time.perf_counter() - t
             tracker.set_tags(
                 {"dataset": ds.name, "split_fingerprint": split.fingerprint, "split_dir": str(split.directory)}
-                | {f"data_sha256.{name}": digest for name, digest in ds.files.items()}
+                | {f"data_sha256.{file}": digest for file, digest in ds.files.items()}
             )
 
             ds = content_for_training(ds, split.train)  # split-dependent content (tags, reviews): training events only
@@ -279,20 +279,18 @@ def run(cfg: DictConfig) -> RunResult:
             t = time.perf_counter()
             val = evaluator.evaluate(model, split.val, [split.train], desc="validation")
             times["time/eval_val_s"] = time.perf_counter() - t
-            metrics = {f"val/{k}": v for k, v in (val.means | evaluator.sparse_means(val, split.train)).items()}
-            metrics.update({f"val/{k}": v for k, v in split.group_means(val.users, val.per_user).items()})
+            groups = user_groups(val, split, evaluator)
+            metrics = {f"val/{k}": v for k, v in (val.means | group_means(val, groups)).items()}
             metrics["val/n_users"] = val.n_users
-            save_result(ds, val, work, "val", topk=False, groups=user_groups(val, split, evaluator))
+            save_result(ds, val, work, "val", topk=False, groups=groups)
             if cfg.evaluate_test:
                 t = time.perf_counter()
                 test = evaluator.evaluate(model, split.test, [split.train, split.val], keep_topk=True, desc="test")
                 times["time/eval_test_s"] = time.perf_counter() - t
-                metrics.update(
-                    {f"test/{k}": v for k, v in (test.means | evaluator.sparse_means(test, split.train)).items()}
-                )
-                metrics.update({f"test/{k}": v for k, v in split.group_means(test.users, test.per_user).items()})
+                groups = user_groups(test, split, evaluator)
+                metrics.update({f"test/{k}": v for k, v in (test.means | group_means(test, groups)).items()})
                 metrics["test/n_users"] = test.n_users
-                save_result(ds, test, work, "test", topk=True, groups=user_groups(test, split, evaluator))
+                save_result(ds, test, work, "test", topk=True, groups=groups)
             metrics.update({**times, **fit_facts})
             metrics.update(model.diagnostics())
             if isinstance(model, torch.nn.Module):

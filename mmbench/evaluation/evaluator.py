@@ -225,15 +225,12 @@ class Evaluator:
         return counts[result.users] <= np.quantile(counts, self.sparse_quantile)
 
     def sparse_means(self, result: EvalResult, train: Interactions) -> dict[str, float]:
-        """``sparse/<metric>``: means over the evaluated users of :meth:`sparse_flags` (the less active users,
-        where content is expected to help most). Empty without ``sparse_quantile``."""
+        """``sparse/<metric>``: :func:`group_means` over the evaluated users of :meth:`sparse_flags` (the less
+        active users, where content is expected to help most). Empty without ``sparse_quantile``."""
         sparse = self.sparse_flags(result, train)
         if sparse is None or not len(result.users):
             return {}
-        out = {
-            f"sparse/{k}": float(v[sparse].mean()) if sparse.any() else float("nan") for k, v in result.per_user.items()
-        }
-        return out | {"sparse/n_users": float(sparse.sum())}
+        return group_means(result, {"sparse": sparse})
 
     def evaluate(
         self,
@@ -282,6 +279,18 @@ class Evaluator:
         pred = _predict_batched(model, target, self.batch_size * 256)
         truth = torch.as_tensor(target.ratings)
         return {"rmse": rmse(pred, truth), "mae": mae(pred, truth)}
+
+
+def group_means(result: EvalResult, groups: dict[str, np.ndarray]) -> dict[str, float]:
+    """``<group>/<metric>``: each per-user metric's mean over the evaluated users flagged in each group (a boolean
+    per ``result.users``: the sparse users, a split's ``truncated`` users), and ``<group>/n_users``; NaN means
+    where a group has no evaluated user."""
+    out: dict[str, float] = {}
+    for name, inside in groups.items():
+        for k, v in result.per_user.items():
+            out[f"{name}/{k}"] = float(v[inside].mean()) if inside.any() else float("nan")
+        out[f"{name}/n_users"] = float(inside.sum())
+    return out
 
 
 def _fill(dense: torch.Tensor, rows: sp.csr_matrix, value: float) -> None:

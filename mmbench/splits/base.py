@@ -33,22 +33,11 @@ class Split:
     fingerprint: str
     directory: Path
     # named user groups reported on their own (contiguous user ids), e.g. ``truncated`` of split=sparse_history:
-    # the pipeline logs ``val|test/<group>/<metric>`` over the evaluated users of each group
+    # the pipeline logs ``val|test/<group>/<metric>`` over the evaluated users of each group (evaluation.group_means)
     groups: dict[str, np.ndarray] = field(default_factory=dict)
 
     def files(self) -> dict[str, Path]:
         return {p: self.directory / f"{p}.tsv" for p in PARTS}
-
-    def group_means(self, users: np.ndarray, per_user: dict[str, np.ndarray]) -> dict[str, float]:
-        """``<group>/<metric>``: the mean of each per-user metric over the evaluated ``users`` in each group, and
-        ``<group>/n_users`` (NaN means where none is evaluated)."""
-        out: dict[str, float] = {}
-        for name, members in self.groups.items():
-            inside = np.isin(users, members)
-            for k, v in per_user.items():
-                out[f"{name}/{k}"] = float(np.asarray(v)[inside].mean()) if inside.any() else float("nan")
-            out[f"{name}/n_users"] = float(inside.sum())
-        return out
 
 
 class Splitter(ABC):

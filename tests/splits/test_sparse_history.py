@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 
 from mmbench.config import CONF_DIR, compose
 from mmbench.data.synthetic import Synthetic
+from mmbench.evaluation.evaluator import EvalResult, group_means
 from mmbench.splits import load_or_create
 from mmbench.splits.sparse_history import SparseHistory
 from mmbench.splits.splitters import LeaveLastOut, RandomSplit
@@ -87,7 +88,9 @@ def test_groups_are_saved_and_read_back(synth, tmp_path):
     np.testing.assert_array_equal(again.groups["truncated"], first.groups["truncated"])
     users = np.arange(synth.n_users)
     per_user = {"ndcg@10": users / 10.0}
-    means = again.group_means(users[::2], {"ndcg@10": per_user["ndcg@10"][::2]})
+    evaluated = users[::2]
+    result = EvalResult({}, evaluated, {"ndcg@10": per_user["ndcg@10"][::2]})
+    means = group_means(result, {"truncated": np.isin(evaluated, again.groups["truncated"])})
     inside = [u for u in users[::2] if u in set(first.groups["truncated"].tolist())]
     assert means["truncated/n_users"] == len(inside)
     assert means["truncated/ndcg@10"] == pytest.approx(np.mean(inside) / 10)
