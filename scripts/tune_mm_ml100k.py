@@ -1,5 +1,5 @@
 """Validation searches on the warm ML-100K-MM protocol (results/mm_ml100k/tuned/): fusion_rec without content and
-with late, graph and attention fusion of text+image, VBPR and FREEDOM.
+with late, graph and attention fusion of text+image, VBPR, and FREEDOM with and without its modalities.
 
     MMBENCH_DATA_DIR=../shared/data MMBENCH_WORK_DIR=/tmp/mmtune2 python scripts/tune_mm_ml100k.py [STUDY ...]
     python scripts/tune_mm_ml100k.py --print        # the mmbench commands, without running them
@@ -80,6 +80,17 @@ STUDIES: dict[str, tuple[str, ...]] = {
         *TEXT_IMAGE,
         "hydra.sweeper.enqueue_trials=[{model.k:10,model.dropout:0.8,model.reg_weight:1e-04,model.optimizer.lr:0.001}]",
         "hydra.sweeper.study_name=freedom",
+    ),
+    # FREEDOM's own no-content counterpart (its user-item graph part alone), searched with the same budget
+    "freedom_none": (
+        *COMMON,
+        "hparams_search=freedom_optuna",
+        "+tags.model=freedom",
+        "+tags.fusion='-'",
+        "model.modalities=[]",
+        "+tags.modalities=none",
+        "hydra.sweeper.enqueue_trials=[{model.k:10,model.dropout:0.8,model.reg_weight:1e-04,model.optimizer.lr:0.001}]",
+        "hydra.sweeper.study_name=freedom-none",
     ),
 }
 

@@ -37,7 +37,7 @@ SHELL = {
 
 
 def test_commands_are_the_shell_scripts(capsys):
-    assert list(tune.STUDIES) == ["none", "late", "graph", "attention", "vbpr", "freedom"]
+    assert list(tune.STUDIES) == ["none", "late", "graph", "attention", "vbpr", "freedom", "freedom_none"]
     for name, line in SHELL.items():
         assert ["mmbench", *tune.STUDIES[name]] == shlex.split(line)
     assert tune.main(["--print", "none", "graph"]) == 0
@@ -55,12 +55,14 @@ def test_every_study_composes_as_a_12_trial_search(name, tmp_path, monkeypatch):
         cfg = compose("config", overrides=list(tune.STUDIES[name]), return_hydra_config=True)
     validate(cfg)
     assert cfg.hydra.sweeper.n_trials == 12 and len(cfg.hydra.sweeper.enqueue_trials) == 1
-    assert cfg.hydra.sweeper.study_name == (name if name in ("vbpr", "freedom") else f"fusion_rec-{name}")
-    model = name if name in ("vbpr", "freedom") else "fusion_rec"
+    own = {"vbpr": "vbpr", "freedom": "freedom", "freedom_none": "freedom-none"}
+    assert cfg.hydra.sweeper.study_name == own.get(name, f"fusion_rec-{name}")
+    model = name.removesuffix("_none") if name in own else "fusion_rec"
     assert (
         cfg.tags.protocol == "warm"
         and cfg.tags.model == model
         and cfg.model._target_.lower().endswith(model.replace("_", ""))
     )
-    assert cfg.tags.modalities == ("none" if name == "none" else "text+image")
+    assert cfg.tags.modalities == ("none" if name.endswith("none") else "text+image")
+    assert (len(cfg.model.modalities) == 0) == name.endswith("none")
     assert cfg.tags.fusion == (name if name in ("late", "graph", "attention") else "-")
