@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import scipy.sparse as sp
 import torch
 
 from mmbench.data.graph import bipartite_graph, knn_graph, normalized_adjacency, sparse_mm, sym_normalise, to_torch
@@ -11,7 +13,7 @@ from tests.helpers.graphs import A_HAND, GRAPH
 
 def test_normalized_adjacency_by_hand():
     a = normalized_adjacency(GRAPH)
-    assert a.dtype == torch.float32 and a.is_coalesced()
+    assert a.dtype == torch.float32 and a.layout == torch.sparse_csr
     np.testing.assert_allclose(a.to_dense().numpy(), A_HAND, atol=1e-7)
 
 
@@ -28,6 +30,25 @@ def test_sparse_mm_stays_float32_under_autocast():
         y = sparse_mm(a, x)
     assert y.dtype == torch.float32
     np.testing.assert_allclose(y.numpy(), a.to_dense().numpy() @ np.ones((4, 2)), atol=1e-7)
+
+
+def test_sparse_mm_gradient_is_the_dense_products():
+    """The symmetric backward (a @ grad) gives the gradient of the dense product, for a weighted graph."""
+    rng = np.random.default_rng(0)
+    a = sym_normalise(bipartite_graph(rng.integers(0, 5, 30), rng.integers(0, 7, 30), 5, 7))
+    a = a + 0.3 * sym_normalise(knn_graph(rng.normal(size=(12, 3)).astype(np.float32), np.ones(12, bool), 2))
+    x = torch.randn(12, 4, dtype=torch.float64).float().requires_grad_()
+    w = torch.randn(12, 4)
+    (sparse_mm(to_torch(a), sparse_mm(to_torch(a), x)) * w).sum().backward()
+    dense = torch.as_tensor(a.toarray(), dtype=torch.float32)
+    x2 = x.detach().clone().requires_grad_()
+    (dense @ (dense @ x2) * w).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, atol=1e-6, rtol=1e-5)
+
+
+def test_to_torch_refuses_a_non_symmetric_graph():
+    with pytest.raises(ValueError, match="not symmetric"):
+        to_torch(sp.csr_matrix(np.array([[0, 1.0], [0, 0]])))
 
 
 def test_knn_graph_by_hand_and_missing_items_have_no_edges():

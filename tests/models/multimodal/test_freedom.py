@@ -18,14 +18,14 @@ def test_pruning_keeps_the_share_and_prefers_low_degree_edges(tmp_path):
     full = m.full_adj.to_dense()
     assert torch.allclose(full, full.T, atol=1e-6)
     m.prune(0)
-    kept = m.train_adj.coalesce().indices().shape[1] // 2
+    kept = m.train_adj.to_sparse_coo().coalesce().indices().shape[1] // 2
     assert kept == int(n_edges * 0.5)
     # over many epochs, an edge's keep rate grows with its probability 1/sqrt(d_u d_i)
     counts = np.zeros(n_edges)
     nu = m.n_users
     for e in range(30):
         m.prune(e)
-        idx = m.train_adj.coalesce().indices().numpy()
+        idx = m.train_adj.to_sparse_coo().coalesce().indices().numpy()
         up = idx[:, idx[0] < nu]
         key = set(zip(up[0].tolist(), (up[1] - nu).tolist()))
         counts += [(u, i) in key for u, i in zip(m.edges_u, m.edges_i)]

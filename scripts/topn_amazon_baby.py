@@ -1,0 +1,116 @@
+"""Top-N baselines on Amazon Baby (LATTICE split): validation searches, 3-seed finals, table (results/amazon_baby/).
+
+    MMBENCH_DATA_DIR=../shared/data MMBENCH_WORK_DIR=/tmp/baby python scripts/topn_amazon_baby.py [STUDY ...]
+    python scripts/topn_amazon_baby.py --print        # the commands, without running them
+
+Each study is one ``mmbench`` Optuna multirun (``experiment=topn_amazon_baby hparams_search=<model>_optuna``):
+trial 0 is the model's conf/model defaults (enqueued), then TPE; neural trials are pruned from the validation
+loop; every choice is made on validation Recall@20, and the best configuration is retrained with the study's final
+seeds (0 1 2; one run for the deterministic ItemKNN and EASE) and tested once. Pop has nothing to choose: one run.
+Afterwards ``--table`` writes results/amazon_baby/ from the MLflow store of $MMBENCH_WORK_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+COMMON = ("experiment=topn_amazon_baby",)
+# study -> (overrides, number of trials)
+STUDIES: dict[str, tuple[tuple[str, ...], int]] = {
+    "pop": (("model=pop",), 0),
+    "itemknn": (
+        ("hparams_search=itemknn_optuna", "hydra.sweeper.enqueue_trials=[{model.k:200,model.shrink:10.0}]"),
+        12,
+    ),
+    "ease": (("hparams_search=ease_optuna", "hydra.sweeper.enqueue_trials=[{model.reg:500.0}]"), 10),
+    "wmf": (
+        (
+            "hparams_search=wmf_optuna",
+            "hydra.sweeper.enqueue_trials=[{model.factors:128,model.reg:50.0,model.alpha:5.0,model.iterations:15}]",
+        ),
+        12,
+    ),
+    "bpr": (
+        (
+            "hparams_search=bpr_optuna",
+            "hydra.sweeper.enqueue_trials=[{model.embedding_dim:64,model.reg:0.001,model.optimizer.lr:0.001}]",
+        ),
+        8,
+    ),
+    "lightgcn": (
+        (
+            "hparams_search=lightgcn_optuna",
+            "hydra.sweeper.enqueue_trials=[{model.n_layers:3,model.reg:0.0001,model.optimizer.lr:0.005}]",
+        ),
+        6,
+    ),
+}
+METRICS = [f"test/{m}@{k}" for m in ("recall", "ndcg", "precision") for k in (10, 20)]
+
+
+def command(name: str) -> list[str]:
+    """The mmbench command of one study."""
+    overrides, n_trials = STUDIES[name]
+    searched = [f"hydra.sweeper.n_trials={n_trials}"] if n_trials else []
+    return ["mmbench", *COMMON, *overrides, *searched]
+
+
+def table_command(work_dir: str) -> list[str]:
+    """The mmbench-table command over the runs that tested: the studies' finals and Pop (trials never test)."""
+    return [
+        "mmbench-table",
+        "amazon_baby",
+        "--experiment",
+        "topn_amazon_baby",
+        "--tracking-uri",
+        f"sqlite:///{work_dir}/mlflow.db",
+        "--filter",
+        "metrics.`test/recall@20` >= 0",
+        "--rows",
+        "model",
+        "--metrics",
+        *METRICS,
+        "--baseline",
+        "pop",
+        "--costs",
+        "time/fit_s",
+        "model/n_params",
+        "seeds",
+        "--markdown",
+        "tables.md",
+        "--no-plots",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("studies", nargs="*", metavar="STUDY", help=f"default: all of {' '.join(STUDIES)}")
+    ap.add_argument("--print", action="store_true", help="print the commands instead of running them")
+    ap.add_argument("--table", action="store_true", help="then write results/amazon_baby/ from the final runs")
+    a = ap.parse_args(argv)
+    unknown = [s for s in a.studies if s not in STUDIES]
+    if unknown:
+        ap.error(f"unknown study {', '.join(unknown)}: choose from {' '.join(STUDIES)}")
+    work_dir = os.environ.get("MMBENCH_WORK_DIR", os.getcwd())
+    cmds = [command(n) for n in a.studies or ([] if a.table else list(STUDIES))]
+    if a.table:
+        cmds.append(table_command(work_dir))
+    for cmd in cmds:
+        print(shlex.join(cmd), flush=True)
+        if a.print:
+            continue
+        exe = shutil.which(cmd[0])
+        if exe is None:
+            print(f"topn_amazon_baby: no {cmd[0]} on PATH (pip install -e . in this environment)", file=sys.stderr)
+            return 2
+        subprocess.run([exe, *cmd[1:]], check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
