@@ -27,7 +27,7 @@ STUDIES: dict[str, tuple[tuple[str, ...], int]] = {
         ("hparams_search=itemknn_optuna", "hydra.sweeper.enqueue_trials=[{model.k:200,model.shrink:10.0}]"),
         12,
     ),
-    "ease": (("hparams_search=ease_optuna", "hydra.sweeper.enqueue_trials=[{model.reg:500.0}]"), 10),
+    "ease": (("hparams_search=ease_optuna", "hydra.sweeper.enqueue_trials=[{model.reg:250.0}]"), 10),
     "wmf": (
         (
             "hparams_search=wmf_optuna",
@@ -70,7 +70,7 @@ def table_command(work_dir: str) -> list[str]:
         "--tracking-uri",
         f"sqlite:///{work_dir}/mlflow.db",
         "--filter",
-        "metrics.`test/recall@20` >= 0",
+        "metrics.`test/recall_at_20` >= 0",  # MLflow spells @ as _at_
         "--rows",
         "model",
         "--metrics",
