@@ -1,0 +1,194 @@
+"""mmbench beside RecBole 1.2.1 on one split: BPR, LightGCN, EASE, ItemKNN (MultiVAE once mmbench has it).
+
+The split is mmbench's saved split of ``--experiment`` (default ``topn_ml100k``: ML-100K, per-user random
+80/10/10, seed 0, every rating positive), exported as RecBole atomic files with its benchmark-file split
+(``<out>/data/ml100k/ml100k.{train,valid,test}.inter``, raw ids as tokens). Every model runs on it:
+
+- mmbench: an ordinary run (``mmbench experiment=<experiment> model=<name>``: conf/model defaults, early stopping
+  on validation, test once), one torch thread;
+- RecBole, in the peers' environment (scripts/peers/setup.sh) through scripts/peers/run_recbole.py, one torch
+  thread, twice: ``defaults`` (RecBole's published model and training defaults: only the data, the metrics and
+  the seed are set) and ``mmbench`` (mmbench's hyperparameters translated, :data:`SAME`).
+
+RecBole's best checkpoint scores every (user, item); mmbench's evaluator ranks those scores with mmbench's protocol
+(full ranking, training and validation items masked, ties by mmbench's seeded order), so every row of the table
+is measured by one evaluator. RecBole's own test NDCG@20 is printed beside it as a check (its protocol masks the
+same items; only its tie order differs). Times: mmbench's fit (``time/fit_s``) and the whole run; RecBole's
+``trainer.fit`` and the whole subprocess (interpreter start, data loading, fit, its evaluation, score export).
+
+    MMBENCH_DATA_DIR=../shared/data python scripts/compare_recbole.py --peer-python ../mmbench-peers/venv/bin/python
+    ... [--models bpr lightgcn] [--profiles defaults mmbench] [--epochs 2]  (--epochs: a plumbing check only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from mmbench.config import compose  # noqa: E402
+from scripts.peers.common import (  # noqa: E402
+    evaluate_peer,
+    export_recbole,
+    import_scores,
+    mmbench_split,
+    run_mmbench,
+    run_peer,
+    table,
+)
+
+METRIC_NAMES = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "hit": "Hit", "mrr": "MRR", "map": "MAP"}
+RUNNER = ROOT / "scripts" / "peers" / "run_recbole.py"
+PEER_CLASS = {"bpr": "BPR", "lightgcn": "LightGCN", "ease": "EASE", "itemknn": "ItemKNN", "multivae": "MultiVAE"}
+
+
+def training(cfg: DictConfig) -> dict:
+    """mmbench's neural training settings in RecBole's terms: batch, epoch cap, patience, the monitored metric."""
+    metric, k = str(cfg.trainer.monitor).split("@")
+    return {
+        "train_batch_size": int(cfg.trainer.batch_size),
+        "epochs": int(cfg.trainer.max_epochs),
+        "stopping_step": int(cfg.callbacks.early_stopping.patience),
+        "valid_metric": f"{METRIC_NAMES[metric]}@{k}",
+        "learner": "adam",
+    }
+
+
+def same_bpr(cfg: DictConfig) -> dict:
+    # RecBole's BPR has no regularisation term: mmbench's `reg` has no counterpart (weight_decay stays 0)
+    m = cfg.model
+    return training(cfg) | {"embedding_size": int(m.embedding_dim), "learning_rate": float(m.optimizer.lr)}
+
+
+def same_lightgcn(cfg: DictConfig) -> dict:
+    # require_pow: RecBole's EmbLoss as sum of squared norms / batch / 2 on the layer-0 embeddings, mmbench's form
+    m = cfg.model
+    return training(cfg) | {
+        "embedding_size": int(m.embedding_dim),
+        "n_layers": int(m.n_layers),
+        "reg_weight": float(m.reg),
+        "require_pow": True,
+        "learning_rate": float(m.optimizer.lr),
+    }
+
+
+def same_ease(cfg: DictConfig) -> dict:
+    return {"reg_weight": float(cfg.model.reg)}
+
+
+def same_itemknn(cfg: DictConfig) -> dict:
+    return {"k": int(cfg.model.k), "shrink": float(cfg.model.shrink)}
+
+
+# mmbench's hyperparameters in RecBole's terms, per mmbench model. MultiVAE joins when mmbench's `multivae` lands:
+# add its translation here (its PEER_CLASS entry is there); until then `--models multivae` says what is missing.
+SAME: dict[str, Callable[[DictConfig], dict]] = {
+    "bpr": same_bpr,
+    "lightgcn": same_lightgcn,
+    "ease": same_ease,
+    "itemknn": same_itemknn,
+}
+MODELS = list(SAME)
+
+
+def check_models(models: list[str], profiles: list[str]) -> None:
+    """Fail before any work on a model mmbench or this script cannot run yet."""
+    for m in models:
+        if m not in PEER_CLASS:
+            raise SystemExit(f"--models: unknown {m!r}; choose from {sorted(PEER_CLASS)}")
+        if not (ROOT / "conf" / "model" / f"{m}.yaml").exists():
+            raise SystemExit(f"--models {m}: mmbench has no conf/model/{m}.yaml yet")
+        if "mmbench" in profiles and m not in SAME:
+            raise SystemExit(f"--models {m}: no translation of mmbench's hyperparameters to RecBole's yet (SAME)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--peer-python", required=True, help="the peers' environment's python (scripts/peers/setup.sh)")
+    ap.add_argument("--experiment", default="topn_ml100k", help="the mmbench experiment whose split and eval are used")
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--profiles", nargs="+", default=["defaults", "mmbench"], choices=["defaults", "mmbench"])
+    ap.add_argument("--out", default="splits/peers_recbole", help="exported split and peer outputs (not committed)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=None, help="cap both sides' epochs (a plumbing check, not a result)")
+    ap.add_argument("--override", nargs="*", default=[], help="extra mmbench overrides, e.g. dataset=ml100k_mm")
+    a = ap.parse_args()
+    check_models(a.models, a.profiles)
+    out = Path(a.out).resolve()
+    base = [f"experiment={a.experiment}", "logger=none", f"seed={a.seed}", "threads=1", "eval.progress=false"]
+    base += ["trainer.enable_progress_bar=false", *a.override]
+    if a.epochs is not None:
+        base.append(f"trainer.max_epochs={a.epochs}")
+    cfg0 = compose([*base, f"model={a.models[0]}"])
+    ds, split = mmbench_split(cfg0)
+    name = ds.name
+    export_recbole(ds, split, out / "data", name)
+    ev = instantiate(cfg0.eval)
+    print(
+        f"split {split.fingerprint[:16]}: {len(split.train)} / {len(split.val)} / {len(split.test)} events, "
+        f"exported to {out / 'data' / name}",
+        flush=True,
+    )
+
+    rows = []
+    for m in a.models:
+        cfg = compose([*base, f"model={m}"])
+        mb = run_mmbench(cfg)
+        assert mb["fingerprint"] == split.fingerprint, "mmbench ran on another split"
+        r = {"model": m, "side": "mmbench", "settings": "conf/model defaults"} | _metrics(mb["metrics"], "test/")
+        r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": mb["metrics"].get("fit/epochs")}
+        rows.append(r | {"fit_s": mb["metrics"]["time/fit_s"], "wall_s": mb["wall_s"]})
+        print(table(rows[-1:], COLUMNS), flush=True)
+        for profile in a.profiles:
+            conf = {} if profile == "defaults" else SAME[m](cfg)
+            if a.epochs is not None:
+                conf["epochs"] = a.epochs
+            job = {
+                "data_path": str(out / "data"),
+                "dataset": name,
+                "model": PEER_CLASS[m],
+                "config": conf,
+                "seed": a.seed,
+                "threads": 1,
+                "out": str(out / "runs" / f"{m}-{profile}"),
+            }
+            res = run_peer(a.peer_python, RUNNER, job, Path(job["out"]))
+            scores = import_scores(Path(job["out"]), ds.user_ids, ds.item_ids)
+            ev_res = evaluate_peer(scores, split, ev)
+            row = {"model": m, "side": f"RecBole {res['version']}", "settings": profile} | _metrics(ev_res.means, "")
+            row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
+            rows.append(row | {"fit_s": res["fit_s"], "wall_s": res["wall_s"]})
+            print(table(rows[-1:], COLUMNS), f"\n  RecBole settings: {json.dumps(res['settings'])}", flush=True)
+    print(f"\nsplit {split.fingerprint}; every metric by mmbench's evaluator; peer_ndcg@20 = RecBole's own evaluation")
+    print(table(rows, COLUMNS))
+
+
+COLUMNS = [
+    ("model", "model"),
+    ("side", "side"),
+    ("settings", "settings"),
+    ("ndcg@20", "NDCG@20"),
+    ("recall@20", "Recall@20"),
+    ("ndcg@10", "NDCG@10"),
+    ("recall@10", "Recall@10"),
+    ("peer_ndcg@20", "peer's own NDCG@20"),
+    ("n_users", "test users"),
+    ("epochs", "epochs"),
+    ("fit_s", "fit s"),
+    ("wall_s", "wall s"),
+]
+
+
+def _metrics(values: dict, prefix: str) -> dict:
+    return {k: float(values[f"{prefix}{k}"]) for k in ("ndcg@20", "recall@20", "ndcg@10", "recall@10")}
+
+
+if __name__ == "__main__":
+    main()

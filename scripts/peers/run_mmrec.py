@@ -1,0 +1,160 @@
+"""Run one MMRec model on a folder exported by scripts/compare_mmrec.py; runs in the peers' environment
+(scripts/peers/setup.sh) with MMRec's source on the path, and imports nothing from mmbench.
+
+    <peers venv>/bin/python scripts/peers/run_mmrec.py JOB.json
+
+JOB.json: ``mmrec`` (MMRec's checkout: its ``src/`` is imported and is the working directory, as MMRec's
+``main.py`` expects), ``data_path`` (the folder holding ``<dataset>/<dataset>.inter`` and its ``*_feat.npy``),
+``dataset``, ``model`` (MMRec's name, e.g. FREEDOM), ``config`` (settings over MMRec's overall.yaml and
+``configs/model/<model>.yaml``; {} = its published defaults), ``threads``, ``out``.
+
+As MMRec's ``quick_start``: every combination of the values listed under ``hyper_parameters`` is trained with
+MMRec's own Trainer (its early stopping on ``valid_metric``, its per-epoch test evaluation). Unlike ``quick_start``,
+which keeps the combination with the best *test* value, the runner keeps the one with the best validation value
+(mmbench's rule: never select on test), and the weights of that combination's best validation epoch (MMRec does not
+restore them). Their full score matrix goes to ``out/scores.npy`` (rows ``users.txt``, columns ``items.txt``: the
+exported ids), with ``result.json`` (MMRec's own numbers for every combination).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import sys
+import time
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def main(job_file: str) -> None:
+    job = json.loads(Path(job_file).read_text())
+    out = Path(job["out"])
+    torch.set_num_threads(int(job["threads"]))
+    src = Path(job["mmrec"]) / "src"
+    os.chdir(src)  # MMRec reads configs/ relative to the working directory
+    sys.path.insert(0, str(src))
+    from common.trainer import Trainer
+    from utils.configurator import Config
+    from utils.dataloader import EvalDataLoader, TrainDataLoader
+    from utils.dataset import RecDataset
+    from utils.utils import get_model, init_seed
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    log = logging.getLogger()
+    name = job["dataset"]
+    settings = {
+        "data_path": str(Path(job["data_path"])) + "/",
+        "USER_ID_FIELD": "userID",
+        "ITEM_ID_FIELD": "itemID",
+        "TIME_FIELD": "timestamp",
+        "inter_file_name": f"{name}.inter",
+        "vision_feature_file": "image_feat.npy",
+        "text_feature_file": "text_feat.npy",
+        "use_gpu": False,
+        "gpu_id": 0,
+        "checkpoint_dir": str(out / "saved"),
+        "save_recommended_topk": False,
+    } | job["config"]
+    config = Config(job["model"], name, settings)
+    t0 = time.perf_counter()
+    dataset = RecDataset(config)
+    train_ds, valid_ds, test_ds = dataset.split()
+    train_data = TrainDataLoader(config, train_ds, batch_size=config["train_batch_size"], shuffle=True)
+    valid_data = EvalDataLoader(config, valid_ds, additional_dataset=train_ds, batch_size=config["eval_batch_size"])
+    test_data = EvalDataLoader(config, test_ds, additional_dataset=train_ds, batch_size=config["eval_batch_size"])
+    data_s = time.perf_counter() - t0
+
+    class BestEpochTrainer(Trainer):
+        """MMRec's Trainer, also keeping the weights of the best validation epoch (the epoch its own early stopping
+        reports: strictly better ``valid_metric``)."""
+
+        best_state: dict | None = None
+
+        def _valid_epoch(self, data):
+            score, result = super()._valid_epoch(data)
+            if data is valid_data and score > self.best_valid_score:  # checked before early_stopping updates it
+                self.best_state = copy.deepcopy(self.model.state_dict())
+            return score, result
+
+    hypers = list(config["hyper_parameters"])
+    combos = list(product(*[v if isinstance(v, list) else [v] for v in (config[h] for h in hypers)]))
+    runs, best = [], None
+    for combo in combos:
+        for h, v in zip(hypers, combo, strict=True):
+            config[h] = v
+        init_seed(config["seed"])
+        log.info("===== %s = %s", hypers, combo)
+        train_data.pretrain_setup()
+        model = get_model(config["model"])(config, train_data).to(config["device"])
+        trainer = BestEpochTrainer(config, model)
+        t = time.perf_counter()
+        best_valid, valid_result, test_result = trainer.fit(train_data, valid_data=valid_data, test_data=test_data)
+        fit_s = time.perf_counter() - t
+        run = {
+            "params": dict(zip(hypers, combo, strict=True)),
+            "best_valid": float(best_valid),
+            "valid": {k: float(v) for k, v in valid_result.items()},
+            "test": {k: float(v) for k, v in test_result.items()},
+            "epochs": len(trainer.train_loss_dict),
+            "fit_s": fit_s,
+        }
+        runs.append(run)
+        log.info("valid %.4f, %d epochs, %.1f s", best_valid, run["epochs"], fit_s)
+        if best is None or best_valid > best[0]:
+            best = (best_valid, run, model, trainer.best_state)
+    _, run, model, state = best
+    if state is not None:
+        model.load_state_dict(state)
+    model.eval()
+    t = time.perf_counter()
+    users = torch.arange(dataset.get_user_num())
+    with torch.no_grad():
+        scores = torch.cat([model.full_sort_predict([u, None]).float() for u in users.split(1024)]).cpu().numpy()
+    score_s = time.perf_counter() - t
+    np.save(out / "scores.npy", scores.astype(np.float32))
+    (out / "users.txt").write_text("".join(f"{u}\n" for u in range(scores.shape[0])))
+    (out / "items.txt").write_text("".join(f"{i}\n" for i in range(scores.shape[1])))
+    result = {
+        "peer": "MMRec",
+        "version": (Path(job["mmrec"]) / ".mmrec_commit").read_text().strip()
+        if (Path(job["mmrec"]) / ".mmrec_commit").exists()
+        else "unknown",
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "model": job["model"],
+        "config": job["config"],
+        "settings": {
+            k: config[k]
+            for k in sorted(
+                set(job["config"])
+                | {
+                    "epochs",
+                    "learning_rate",
+                    "train_batch_size",
+                    "stopping_step",
+                    "valid_metric",
+                    "seed",
+                    "embedding_size",
+                }
+            )
+        },
+        "chosen": run["params"],
+        "best_valid": run["best_valid"],
+        "test": run["test"],  # MMRec's own test numbers at that epoch (it masks training items only)
+        "epochs": run["epochs"],
+        "fit_s": run["fit_s"],  # the chosen combination's fit
+        "fit_all_s": sum(r["fit_s"] for r in runs),  # every combination (MMRec's published procedure)
+        "data_s": data_s,
+        "score_s": score_s,
+        "runs": runs,
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
