@@ -143,7 +143,8 @@ def main() -> None:
         mb = run_mmbench(cfg)
         assert mb["fingerprint"] == split.fingerprint, "mmbench ran on another split"
         r = {"model": m, "side": "mmbench", "settings": "conf/model defaults"} | _metrics(mb["metrics"], "test/")
-        r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": mb["metrics"].get("fit/epochs")}
+        epochs = mb["metrics"].get("fit/epochs")
+        r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": None if epochs is None else int(epochs)}
         rows.append(r | {"fit_s": mb["metrics"]["time/fit_s"], "wall_s": mb["wall_s"]})
         print(table(rows[-1:], COLUMNS), flush=True)
         for profile in a.profiles:
@@ -166,6 +167,13 @@ def main() -> None:
             row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
             rows.append(row | {"fit_s": res["fit_s"], "wall_s": res["wall_s"]})
             print(table(rows[-1:], COLUMNS), f"\n  RecBole settings: {json.dumps(res['settings'])}", flush=True)
+            print(
+                "  protocol check (mmbench's evaluation of RecBole's scores / RecBole's own): "
+                + ", ".join(
+                    f"{k} {ev_res.means[k]:.6f} / {res['test'][k]:.6f}" for k in ("ndcg@20", "recall@20", "ndcg@10")
+                ),
+                flush=True,
+            )
     print(f"\nsplit {split.fingerprint}; every metric by mmbench's evaluator; peer_ndcg@20 = RecBole's own evaluation")
     print(table(rows, COLUMNS))
 

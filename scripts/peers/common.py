@@ -170,8 +170,9 @@ def evaluate_peer(scores: np.ndarray, split: Split, evaluator: Evaluator) -> Eva
 
 
 def run_peer(python: str, runner: Path, job: dict, out: Path, timeout: float | None = None) -> dict:
-    """Run ``runner`` in the peer environment with ``job`` (written to ``<out>/job.json``); its log goes to
-    ``<out>/log.txt``. Returns the runner's ``result.json`` plus ``wall_s``, the subprocess's wall time."""
+    """Run ``runner`` in the peer environment with ``job`` (written to ``<out>/job.json``), in ``out`` (where the
+    peers write their own logs and checkpoints); its output goes to ``<out>/log.txt``. Returns the runner's
+    ``result.json`` plus ``wall_s``, the subprocess's wall time."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "job.json").write_text(json.dumps(job, indent=1))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -179,7 +180,12 @@ def run_peer(python: str, runner: Path, job: dict, out: Path, timeout: float | N
     t = time.perf_counter()
     with (out / "log.txt").open("w") as log:
         proc = subprocess.run(
-            [python, str(runner), str(out / "job.json")], stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout
+            [python, str(runner), str(out / "job.json")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=out,
+            timeout=timeout,
         )
     wall = time.perf_counter() - t
     if proc.returncode != 0:

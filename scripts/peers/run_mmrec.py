@@ -6,7 +6,8 @@
 JOB.json: ``mmrec`` (MMRec's checkout: its ``src/`` is imported and is the working directory, as MMRec's
 ``main.py`` expects), ``data_path`` (the folder holding ``<dataset>/<dataset>.inter`` and its ``*_feat.npy``),
 ``dataset``, ``model`` (MMRec's name, e.g. FREEDOM), ``config`` (settings over MMRec's overall.yaml and
-``configs/model/<model>.yaml``; {} = its published defaults), ``threads``, ``out``.
+``configs/model/<model>.yaml``; {} = its published defaults), ``threads``, ``out``, and optionally ``grid``:
+``full`` (default) or ``first`` (only the first value of each listed hyperparameter: a plumbing check).
 
 As MMRec's ``quick_start``: every combination of the values listed under ``hyper_parameters`` is trained with
 MMRec's own Trainer (its early stopping on ``valid_metric``, its per-epoch test evaluation). Unlike ``quick_start``,
@@ -82,7 +83,10 @@ def main(job_file: str) -> None:
             return score, result
 
     hypers = list(config["hyper_parameters"])
-    combos = list(product(*[v if isinstance(v, list) else [v] for v in (config[h] for h in hypers)]))
+    values = [v if isinstance(v, list) else [v] for v in (config[h] for h in hypers)]
+    if job.get("grid", "full") == "first":  # a plumbing check: the first value of every listed hyperparameter
+        values = [v[:1] for v in values]
+    combos = list(product(*values))
     runs, best = [], None
     for combo in combos:
         for h, v in zip(hypers, combo, strict=True):

@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# RecBole 1.2.1 restores its best checkpoint (its own file, holding its config) with torch.load's old default;
+# torch >= 2.6 loads weights only unless told otherwise
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+import numpy as np  # noqa: E402
 import recbole
 import torch
 from recbole.config import Config
@@ -54,6 +59,7 @@ def main(job_file: str) -> None:
         "show_progress": False,
         "topk": [10, 20],
         "metrics": ["Recall", "NDCG", "Precision", "Hit", "MRR"],
+        "metric_decimal_place": 6,
     } | job["config"]
     config = Config(model=job["model"], dataset=job["dataset"], config_dict=settings)
     init_seed(config["seed"], config["reproducibility"])

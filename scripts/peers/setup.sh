@@ -35,9 +35,9 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-mkdir -p "$DIR"
-DIR="$(cd "$DIR" && pwd)"
+DIR="$(realpath -m "$DIR")"
 case "$DIR/" in "$REPO"/*) die "--dir $DIR is inside the repository $REPO: the peers live outside it" ;; esac
+mkdir -p "$DIR"
 
 # 1. MMRec's source, pinned
 SRC="$DIR/MMRec"

@@ -1,0 +1,244 @@
+"""mmbench beside MMRec on one split: BPR, LightGCN, VBPR, FREEDOM (BM3 and LATTICE once mmbench has them).
+
+The split is mmbench's saved split of ``--experiment`` (default ``mm_ml100k``: ML-100K-MM, per-user random
+80/10/10, seed 0; item features from pretrained EfficientNet-Lite0 posters and all-MiniLM-L6-v2 texts), exported
+in MMRec's format: ``<out>/data/<name>/<name>.inter`` (``userID itemID rating timestamp x_label``, mmbench's
+contiguous ids, x_label 0/1/2 = train/val/test) with ``image_feat.npy`` / ``text_feat.npy``, the very feature
+rows mmbench's models read (zero where an item has no poster). Every model runs on it:
+
+- mmbench: an ordinary run (``mmbench experiment=<experiment> model=<name>``: conf/model defaults, early stopping
+  on validation, test once), one torch thread;
+- MMRec (its public repository at the commit scripts/peers/setup.sh pins), in the peers' environment through
+  scripts/peers/run_mmrec.py, one torch thread, twice: ``defaults`` (MMRec's published configs: overall.yaml and
+  configs/model/<MODEL>.yaml, including its grid over the listed hyperparameters, chosen on validation, not on
+  test as MMRec's quick_start does) and ``mmbench`` (mmbench's hyperparameters translated, :data:`SAME`).
+
+The chosen MMRec model's best-validation-epoch weights score every (user, item); mmbench's evaluator ranks those
+scores with mmbench's protocol (full ranking, training and validation items masked), so every row is measured by
+one evaluator. MMRec's own test numbers are printed beside them; they differ by protocol: MMRec masks only training
+items when testing (validation items stay in its ranking). Times: mmbench's fit and whole run; MMRec's
+``Trainer.fit`` of the chosen combination (with its per-epoch validation and test evaluation), every combination's
+fits, and the whole subprocess.
+
+    MMBENCH_DATA_DIR=../shared/data python scripts/compare_mmrec.py --peer-python ../mmbench-peers/venv/bin/python \\
+        --mmrec ../mmbench-peers/MMRec [--models freedom] [--profiles defaults mmbench] [--epochs 2 --grid first]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from mmbench.config import compose  # noqa: E402
+from mmbench.encoders.features import build_features  # noqa: E402
+from scripts.peers.common import (  # noqa: E402
+    evaluate_peer,
+    export_mmrec,
+    import_scores,
+    mmbench_split,
+    run_mmbench,
+    run_peer,
+    table,
+)
+
+RUNNER = ROOT / "scripts" / "peers" / "run_mmrec.py"
+PEER_CLASS = {
+    "bpr": "BPR",
+    "lightgcn": "LightGCN",
+    "vbpr": "VBPR",
+    "freedom": "FREEDOM",
+    "bm3": "BM3",
+    "lattice": "LATTICE",
+}
+METRIC_NAMES = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "map": "MAP"}  # MMRec's metrics
+
+
+def training(cfg: DictConfig) -> dict:
+    """mmbench's training settings in MMRec's terms (one point: no grid, ``hyper_parameters`` emptied)."""
+    metric, k = str(cfg.trainer.monitor).split("@")
+    return {
+        "train_batch_size": int(cfg.trainer.batch_size),
+        "epochs": int(cfg.trainer.max_epochs),
+        "stopping_step": int(cfg.callbacks.early_stopping.patience),
+        "valid_metric": f"{METRIC_NAMES[metric]}@{k}",
+        "learner": "adam",
+        "learning_rate": float(cfg.model.optimizer.lr),
+        "hyper_parameters": [],
+    }
+
+
+def same_bpr(cfg: DictConfig) -> dict:
+    # reg_weight takes mmbench's reg; the forms differ (MMRec: sum of Frobenius norms / batch; mmbench: mean of
+    # squared norms / 2)
+    return training(cfg) | {"embedding_size": int(cfg.model.embedding_dim), "reg_weight": float(cfg.model.reg)}
+
+
+def same_lightgcn(cfg: DictConfig) -> dict:
+    m = cfg.model
+    return training(cfg) | {
+        "embedding_size": int(m.embedding_dim),
+        "n_layers": int(m.n_layers),
+        "reg_weight": float(m.reg),
+    }
+
+
+def same_vbpr(cfg: DictConfig) -> dict:
+    # MMRec's VBPR projects the concatenated features to embedding_size (= mmbench's content_dim when equal)
+    m = cfg.model
+    if int(m.content_dim) != int(m.embedding_dim):
+        raise SystemExit(
+            f"vbpr: MMRec's VBPR has one size for ids and content; mmbench has {m.embedding_dim} and {m.content_dim}"
+        )
+    return training(cfg) | {"embedding_size": int(m.embedding_dim), "reg_weight": float(m.reg)}
+
+
+def same_freedom(cfg: DictConfig) -> dict:
+    m = cfg.model
+    names = list(cfg.encoders) if m.modalities is None else list(m.modalities)
+    if sorted(names) != ["image", "text"]:
+        raise SystemExit(f"freedom: MMRec's FREEDOM reads image and text; mmbench's run has {names}")
+    w = [1.0] * len(names) if m.modality_weights is None else [float(v) for v in m.modality_weights]
+    return training(cfg) | {
+        "embedding_size": int(m.embedding_dim),
+        "feat_embed_dim": int(m.embedding_dim),
+        "knn_k": int(m.k),
+        "n_ui_layers": int(m.n_ui_layers),
+        "n_mm_layers": int(m.n_mm_layers),
+        "dropout": float(m.dropout),
+        "reg_weight": float(m.reg_weight),
+        "mm_image_weight": w[names.index("image")] / sum(w),
+    }
+
+
+# mmbench's hyperparameters in MMRec's terms, per mmbench model. BM3 and LATTICE join when mmbench's `bm3` and
+# `lattice` land: add their translations here (PEER_CLASS has them); until then `--models bm3` says what is missing.
+SAME: dict[str, Callable[[DictConfig], dict]] = {
+    "bpr": same_bpr,
+    "lightgcn": same_lightgcn,
+    "vbpr": same_vbpr,
+    "freedom": same_freedom,
+}
+MODELS = list(SAME)
+
+
+def check_models(models: list[str], profiles: list[str]) -> None:
+    """Fail before any work on a model mmbench or this script cannot run yet."""
+    for m in models:
+        if m not in PEER_CLASS:
+            raise SystemExit(f"--models: unknown {m!r}; choose from {sorted(PEER_CLASS)}")
+        if not (ROOT / "conf" / "model" / f"{m}.yaml").exists():
+            raise SystemExit(f"--models {m}: mmbench has no conf/model/{m}.yaml yet")
+        if "mmbench" in profiles and m not in SAME:
+            raise SystemExit(f"--models {m}: no translation of mmbench's hyperparameters to MMRec's yet (SAME)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--peer-python", required=True, help="the peers' environment's python (scripts/peers/setup.sh)")
+    ap.add_argument("--mmrec", required=True, help="MMRec's checkout (scripts/peers/setup.sh: <dir>/MMRec)")
+    ap.add_argument("--experiment", default="mm_ml100k", help="the mmbench experiment whose split and eval are used")
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--profiles", nargs="+", default=["defaults", "mmbench"], choices=["defaults", "mmbench"])
+    ap.add_argument("--out", default="splits/peers_mmrec", help="exported split and peer outputs (not committed)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=None, help="cap both sides' epochs (a plumbing check, not a result)")
+    ap.add_argument("--grid", default="full", choices=["full", "first"], help="MMRec's grid: all, or first values")
+    ap.add_argument("--override", nargs="*", default=[], help="extra mmbench overrides")
+    a = ap.parse_args()
+    check_models(a.models, a.profiles)
+    out = Path(a.out).resolve()
+    base = [f"experiment={a.experiment}", "logger=none", f"seed={a.seed}", "threads=1", "eval.progress=false"]
+    base += ["trainer.enable_progress_bar=false", *a.override]
+    if a.epochs is not None:
+        base.append(f"trainer.max_epochs={a.epochs}")
+    cfg0 = compose([*base, f"model={a.models[0]}"])
+    ds, split = mmbench_split(cfg0)
+    encoders = {str(m): instantiate(c) for m, c in cfg0.encoders.items()}
+    features, _, _ = build_features(encoders, ds, cfg0.paths.cache_dir, split.train)
+    name = ds.name
+    folder = export_mmrec(ds, split, features, out / "data", name)
+    ev = instantiate(cfg0.eval)
+    dims = {m: f.values.shape[1] for m, f in features.items()}
+    print(
+        f"split {split.fingerprint[:16]}: {len(split.train)} / {len(split.val)} / {len(split.test)} events, "
+        f"features {dims}, exported to {folder}",
+        flush=True,
+    )
+
+    rows = []
+    for m in a.models:
+        cfg = compose([*base, f"model={m}"])
+        mb = run_mmbench(cfg)
+        assert mb["fingerprint"] == split.fingerprint, "mmbench ran on another split"
+        epochs = mb["metrics"].get("fit/epochs")
+        r = {"model": m, "side": "mmbench", "settings": "conf/model defaults"} | _metrics(mb["metrics"], "test/")
+        r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": None if epochs is None else int(epochs)}
+        rows.append(r | {"fit_s": mb["metrics"]["time/fit_s"], "wall_s": mb["wall_s"]})
+        print(table(rows[-1:], COLUMNS), flush=True)
+        for profile in a.profiles:
+            conf = {} if profile == "defaults" else SAME[m](cfg)
+            if a.epochs is not None:
+                conf["epochs"] = a.epochs
+            job = {
+                "mmrec": str(Path(a.mmrec).resolve()),
+                "data_path": str(out / "data"),
+                "dataset": name,
+                "model": PEER_CLASS[m],
+                "config": conf,
+                "grid": a.grid,
+                "threads": 1,
+                "out": str(out / "runs" / f"{m}-{profile}"),
+            }
+            res = run_peer(a.peer_python, RUNNER, job, Path(job["out"]))
+            # MMRec's ids are mmbench's contiguous ids (export_mmrec writes them so)
+            ids = np.arange(len(ds.user_ids)), np.arange(len(ds.item_ids))
+            scores = import_scores(Path(job["out"]), *ids)
+            ev_res = evaluate_peer(scores, split, ev)
+            row = {"model": m, "side": "MMRec", "settings": profile} | _metrics(ev_res.means, "")
+            row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
+            rows.append(row | {"fit_s": res["fit_s"], "fit_all_s": res["fit_all_s"], "wall_s": res["wall_s"]})
+            print(table(rows[-1:], COLUMNS), flush=True)
+            print(
+                f"  MMRec {res['version'][:12]} settings: {json.dumps(res['settings'])}; chosen on validation "
+                f"{res['chosen']} of {len(res['runs'])} combinations",
+                flush=True,
+            )
+    print(
+        f"\nsplit {split.fingerprint}; every metric by mmbench's evaluator; peer's own NDCG@20 = MMRec's evaluation "
+        "(validation items left in its test ranking)"
+    )
+    print(table(rows, COLUMNS))
+
+
+COLUMNS = [
+    ("model", "model"),
+    ("side", "side"),
+    ("settings", "settings"),
+    ("ndcg@20", "NDCG@20"),
+    ("recall@20", "Recall@20"),
+    ("ndcg@10", "NDCG@10"),
+    ("recall@10", "Recall@10"),
+    ("peer_ndcg@20", "peer's own NDCG@20"),
+    ("n_users", "test users"),
+    ("epochs", "epochs"),
+    ("fit_s", "fit s"),
+    ("fit_all_s", "fit s, whole grid"),
+    ("wall_s", "wall s"),
+]
+
+
+def _metrics(values: dict, prefix: str) -> dict:
+    return {k: float(values[f"{prefix}{k}"]) for k in ("ndcg@20", "recall@20", "ndcg@10", "recall@10")}
+
+
+if __name__ == "__main__":
+    main()
