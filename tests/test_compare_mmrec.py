@@ -1,0 +1,71 @@
+"""scripts/compare_mmrec.py: mmbench's hyperparameters in MMRec's terms, and models it cannot run yet."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from mmbench.config import compose
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_mmrec.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("compare_mmrec", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def cfg(model: str, *more: str):
+    return compose(["experiment=mm_ml100k", f"model={model}", "logger=none", *more])
+
+
+def test_freedom_settings_are_mmbenchs(script):
+    c = cfg("freedom")
+    assert script.SAME["freedom"](c) == {
+        "train_batch_size": int(c.trainer.batch_size),
+        "epochs": 100,  # mm_ml100k's trainer.max_epochs
+        "stopping_step": 10,
+        "valid_metric": "NDCG@20",  # mm_ml100k's monitor
+        "learner": "adam",
+        "learning_rate": 0.001,
+        "hyper_parameters": [],  # one point, no grid
+        "embedding_size": 64,
+        "feat_embed_dim": 64,
+        "knn_k": 10,
+        "n_ui_layers": 2,
+        "n_mm_layers": 1,
+        "dropout": 0.8,
+        "reg_weight": 1e-4,
+        "mm_image_weight": 0.5,  # modality_weights null: equal weights
+    }
+    # weights in `encoders` order (image, text), normalised as mmbench's modality_graph does
+    assert script.SAME["freedom"](cfg("freedom", "model.modality_weights=[1,3]"))["mm_image_weight"] == 0.25
+    with pytest.raises(SystemExit, match="MMRec's FREEDOM reads image and text"):
+        script.SAME["freedom"](cfg("freedom", "model.modalities=[text]"))
+
+
+def test_other_models_settings(script):
+    assert script.SAME["vbpr"](cfg("vbpr"))["embedding_size"] == 32
+    with pytest.raises(SystemExit, match="one size for ids and content"):
+        script.SAME["vbpr"](cfg("vbpr", "model.content_dim=16"))
+    lg = script.SAME["lightgcn"](cfg("lightgcn"))
+    assert (lg["n_layers"], lg["reg_weight"], lg["learning_rate"]) == (3, 1e-4, 0.005)
+    assert script.SAME["bpr"](cfg("bpr"))["reg_weight"] == 1e-3
+    assert set(script.MODELS) == {"bpr", "lightgcn", "vbpr", "freedom"}
+
+
+def test_models_it_cannot_run_fail_before_any_work(script, tmp_path, monkeypatch):
+    monkeypatch.setattr(script, "ROOT", tmp_path)
+    for m in ("bm3", "lattice"):
+        with pytest.raises(SystemExit, match=f"mmbench has no conf/model/{m}.yaml yet"):
+            script.check_models([m], ["defaults"])
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "bm3.yaml").write_text("")
+    script.check_models(["bm3"], ["defaults"])
+    with pytest.raises(SystemExit, match="no translation of mmbench's hyperparameters to MMRec's yet"):
+        script.check_models(["bm3"], ["defaults", "mmbench"])
