@@ -38,7 +38,8 @@ def main(job_file: str) -> None:
     torch.set_num_threads(int(job["threads"]))
     src = Path(job["mmrec"]) / "src"
     os.chdir(src)  # MMRec reads configs/ relative to the working directory
-    sys.path.insert(0, str(src))
+    here = Path(__file__).resolve().parent  # holds mmbench's common.py, which would shadow MMRec's `common`
+    sys.path[:] = [str(src)] + [p for p in sys.path if Path(p or ".").resolve() != here]
     from common.trainer import Trainer
     from utils.configurator import Config
     from utils.dataloader import EvalDataLoader, TrainDataLoader
@@ -65,6 +66,8 @@ def main(job_file: str) -> None:
     t0 = time.perf_counter()
     dataset = RecDataset(config)
     train_ds, valid_ds, test_ds = dataset.split()
+    for part in (dataset, train_ds, valid_ds, test_ds):  # as quick_start; str() also sets `inter_num`, read later
+        log.info(str(part))
     train_data = TrainDataLoader(config, train_ds, batch_size=config["train_batch_size"], shuffle=True)
     valid_data = EvalDataLoader(config, valid_ds, additional_dataset=train_ds, batch_size=config["eval_batch_size"])
     test_data = EvalDataLoader(config, test_ds, additional_dataset=train_ds, batch_size=config["eval_batch_size"])
