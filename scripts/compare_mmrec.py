@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from mmbench.config import compose  # noqa: E402
 from mmbench.encoders.features import build_features  # noqa: E402
 from scripts.peers.common import (  # noqa: E402
+    PeerScores,
     evaluate_peer,
     export_mmrec,
     import_scores,
@@ -207,6 +208,9 @@ def main() -> None:
             row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
             rows.append(row | {"fit_s": res["fit_s"], "fit_all_s": res["fit_all_s"], "wall_s": res["wall_s"]})
             print(table(rows[-1:], COLUMNS), flush=True)
+            own = ev.evaluate(PeerScores(scores), split.test, [split.train])  # MMRec's masking: training items only
+            check = ", ".join(f"{k} {own.means[k]:.4f} / {res['test'][k]:.4f}" for k in ("ndcg@20", "recall@20"))
+            print(f"  protocol check (mmbench's evaluation with MMRec's masking / MMRec's own): {check}", flush=True)
             print(
                 f"  MMRec {res['version'][:12]} settings: {json.dumps(res['settings'])}; chosen on validation "
                 f"{res['chosen']} of {len(res['runs'])} combinations",
