@@ -86,3 +86,24 @@ class RatingSampler(IterableDataset):
         for s in range(0, len(order), self.batch_size):
             b = order[s : s + self.batch_size]
             yield torch.from_numpy(self.users[b]), torch.from_numpy(self.items[b]), torch.from_numpy(self.ratings[b])
+
+
+class UserSampler(IterableDataset):
+    """Each epoch: every user with at least one training event once, shuffled, in batches of ``(users,)`` (models
+    that reconstruct a user's whole training row, e.g. MultiVAE, read the rows themselves). Epoch ``e`` uses seed
+    ``(seed, e)``."""
+
+    def __init__(self, train: Interactions, batch_size: int, seed: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"UserSampler: batch_size={batch_size} must be at least 1")
+        self.users = np.unique(train.users).astype(np.int64)
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.users) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor]]:
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.users)
+        self.epoch += 1
+        for s in range(0, len(order), self.batch_size):
+            yield (torch.from_numpy(order[s : s + self.batch_size]),)
