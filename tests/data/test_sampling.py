@@ -48,3 +48,13 @@ def test_user_batches_cover_each_training_user_once_per_epoch():
     assert any(not np.array_equal(o, np.concatenate(epoch1)) for o in orders)  # reshuffled per epoch
     again = UserSampler(train, batch_size=3, seed=1)
     np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in again]), np.concatenate(epoch1))
+
+
+def test_on_epoch_is_called_before_each_epoch_with_its_index():
+    train = make_interactions([(0, 0), (1, 1), (2, 0)], 3, 3)
+    seen: list[tuple[int, int]] = []
+    s = PairwiseSampler(train, 2, seed=0, on_epoch=lambda e: seen.append((e, len(batches))))
+    batches: list = []
+    for _ in range(2):
+        batches.extend(s)
+    assert seen == [(0, 0), (1, 2)]
