@@ -52,6 +52,30 @@ def edge_mm(edges: Edges, x: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(x).index_add(0, rows, vals[:, None] * x[cols])
 
 
+class _DirectedSparseMM(torch.autograd.Function):
+    """``a @ x`` for a fixed, non-symmetric sparse ``a``, backward ``aᵀ @ grad`` with ``aᵀ`` built once (torch's own
+    backward would transpose ``a`` on every call)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, a_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.a_t = a_t
+        return torch.sparse.mm(a, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, torch.sparse.mm(ctx.a_t, grad)
+
+
+def fixed_operator(edges: Edges, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> S @ x`` for edges that carry no gradient: ``S`` and ``Sᵀ`` as float32 CSR tensors, duplicates summed
+    (faster than :func:`edge_mm` for the many batches that reuse one graph)."""
+    rows, cols, vals = (t.detach() for t in edges)
+    a = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals.float(), (n, n)).coalesce()
+    a_t = a.t().coalesce().to_sparse_csr()
+    a = a.to_sparse_csr()
+    return lambda x: _DirectedSparseMM.apply(a, a_t, x.float())
+
+
 class LATTICE(MultimodalRecommender):
     """Per modality ``m``: ``S̃_m`` = kNN graph (``k``, self included, cosine weights) of the raw features,
     ``D^-1/2 S D^-1/2``-normalised, fixed; ``Ŝ_m`` = kNN graph of the projected features ``W_m f_i`` (trainable
@@ -108,7 +132,7 @@ class LATTICE(MultimodalRecommender):
         self.n_layers, self.n_ui_layers, self.reg_weight = n_layers, n_ui_layers, reg_weight
         self.train_features, self.optimizer = train_features, optimizer
         self.rebuild = True
-        self._train_graph: Edges | None = None
+        self._train_graph: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def build(self, train: Interactions) -> None:
@@ -159,11 +183,13 @@ class LATTICE(MultimodalRecommender):
         lam = self.lambda_coeff
         return torch.cat([r, self.fixed_rows]), torch.cat([c, self.fixed_cols]), torch.cat([(1 - lam) * v, lam * fixed])
 
-    def propagate(self, graph: Edges) -> tuple[torch.Tensor, torch.Tensor]:
-        """User and item vectors ``[n_users, d]``, ``[n_items, d]`` for the item graph ``graph``."""
+    def propagate(self, graph: Edges | Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """User and item vectors ``[n_users, d]``, ``[n_items, d]`` for the item graph ``graph`` (its edges, or the
+        product by it from :func:`fixed_operator`)."""
+        mm = graph if callable(graph) else lambda x: edge_mm(graph, x)
         h = self.item_emb.weight
         for _ in range(self.n_layers):
-            h = edge_mm(graph, h)
+            h = mm(h)
         ego = torch.cat([self.user_emb.weight, self.item_emb.weight])
         y, total = ego * self.deg_sqrt, ego
         for _ in range(self.n_ui_layers):
@@ -183,7 +209,7 @@ class LATTICE(MultimodalRecommender):
         u, i, j = batch
         if self.rebuild or self._train_graph is None:
             graph = self.item_graph()
-            self._train_graph = tuple(t.detach() for t in graph)
+            self._train_graph = fixed_operator(graph, self.n_items)
             self.rebuild = False
         else:
             graph = self._train_graph
@@ -198,7 +224,7 @@ class LATTICE(MultimodalRecommender):
         key = tuple((q._version, q.data_ptr()) for q in self.parameters())
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
-                eu, ei = self.propagate(self.item_graph())
+                eu, ei = self.propagate(fixed_operator(self.item_graph(), self.n_items))
             self._cache = (key, eu, ei)
         return self._cache[1], self._cache[2]
 

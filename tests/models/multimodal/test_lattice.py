@@ -11,7 +11,7 @@ import torch
 
 from mmbench.data.ml100k_mm import MovieLens100KMM
 from mmbench.encoders.base import ModalityFeatures
-from mmbench.models.multimodal.lattice import LATTICE, knn_edges, normalise_edges
+from mmbench.models.multimodal.lattice import LATTICE, edge_mm, fixed_operator, knn_edges, normalise_edges
 from tests.helpers.data import make_interactions
 from tests.helpers.graphs import GRAPH
 from tests.helpers.real_data import cheap_features, val_ndcg_vs_pop, warm_split
@@ -38,6 +38,20 @@ def test_knn_graph_by_hand():
     # an unavailable item has no edge, in or out; the others choose among the available ones
     r, c, v = knn_edges(x, torch.tensor([True, False, True]), k=2)
     np.testing.assert_allclose(_dense((r, c, v), 3), [[1, 0, 0], [0, 0, 0], [0, 0, 1]], atol=1e-6)
+
+
+def test_fixed_operator_multiplies_by_the_directed_graph_and_back_by_its_transpose():
+    rows, cols = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([1, 1, 2, 0, 1, 2])  # (0, 1) twice: they add up
+    vals = torch.tensor([0.5, 0.25, 2.0, -1.0, 3.0, 0.5])
+    a = np.zeros((3, 3))
+    np.add.at(a, (rows.numpy(), cols.numpy()), vals.numpy())
+    x = torch.randn(3, 2, dtype=torch.float32, requires_grad=True)
+    w = torch.randn(3, 2)
+    for op in (fixed_operator((rows, cols, vals), 3), lambda z: edge_mm((rows, cols, vals), z)):
+        y = op(x)
+        np.testing.assert_allclose(y.detach().numpy(), a @ x.detach().numpy(), rtol=1e-6, atol=1e-6)
+        (g,) = torch.autograd.grad((y * w).sum(), x)
+        np.testing.assert_allclose(g.numpy(), a.T @ w.numpy(), rtol=1e-6, atol=1e-6)
 
 
 def _np_knn(x: np.ndarray, k: int) -> np.ndarray:
