@@ -73,7 +73,12 @@ def fixed_operator(edges: Edges, n: int) -> Callable[[torch.Tensor], torch.Tenso
     a = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals.float(), (n, n)).coalesce()
     a_t = a.t().coalesce().to_sparse_csr()
     a = a.to_sparse_csr()
-    return lambda x: _DirectedSparseMM.apply(a, a_t, x.float())
+
+    def mm(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):  # sparse products have no reduced-precision kernels
+            return _DirectedSparseMM.apply(a, a_t, x.float())
+
+    return mm
 
 
 class LATTICE(MultimodalRecommender):
