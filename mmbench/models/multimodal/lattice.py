@@ -23,19 +23,18 @@ Edges = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # rows, cols, weights o
 def knn_edges(x: torch.Tensor, available: torch.Tensor, k: int, chunk: int = 1024) -> Edges:
     """Each available row's ``k`` most cosine-similar available rows, **itself included** (similarity 1), weighted
     by the similarity (the paper's eq. 3-4; MMRec's ``build_sim`` + ``build_knn_neighbourhood``). Not symmetric.
-    The neighbours are chosen without gradient, ``chunk`` rows at a time (no dense ``n x n`` matrix); the weights are
-    differentiable in ``x``. Unavailable rows get no edges."""
+    Similarities are computed ``chunk`` rows at a time (no dense ``n x n`` matrix is kept, in forward or backward);
+    the weights are differentiable in ``x``. Unavailable rows get no edges."""
     idx = torch.nonzero(available, as_tuple=True)[0]
     k = min(k, len(idx))
     if k < 1:
         empty = x.new_zeros(0, dtype=torch.long)
         return empty, empty, x.new_zeros(0)
     z = F.normalize(x[idx], dim=1)
-    with torch.no_grad():
-        cols = torch.cat([torch.topk(z[s : s + chunk] @ z.T, k, dim=1).indices for s in range(0, len(idx), chunk)])
+    top = [torch.topk(z[s : s + chunk] @ z.T, k, dim=1) for s in range(0, len(idx), chunk)]
     rows = torch.arange(len(idx), device=x.device).repeat_interleave(k)
-    cols = cols.reshape(-1)
-    return idx[rows], idx[cols], (z[rows] * z[cols]).sum(1)
+    cols = torch.cat([t.indices for t in top]).reshape(-1)
+    return idx[rows], idx[cols], torch.cat([t.values for t in top]).reshape(-1)
 
 
 def normalise_edges(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, n: int) -> torch.Tensor:

@@ -35,6 +35,9 @@ def test_knn_graph_by_hand():
     d0, d2 = 1 + a, 1 + b
     norm = np.array([[1 / d0, a / d0, 0], [a / d0, 1 / d0, 0], [0, b / math.sqrt(d2 * d0), 1 / d2]])
     np.testing.assert_allclose(_dense((r, c, normalise_edges(r, c, v, 3)), 3), norm, atol=1e-6)
+    # the weights' gradient (finite differences; the neighbour sets do not change under the small steps)
+    xd = x.double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: knn_edges(t, torch.ones(3, dtype=torch.bool), k=2)[2], (xd,))
     # an unavailable item has no edge, in or out; the others choose among the available ones
     r, c, v = knn_edges(x, torch.tensor([True, False, True]), k=2)
     np.testing.assert_allclose(_dense((r, c, v), 3), [[1, 0, 0], [0, 0, 0], [0, 0, 1]], atol=1e-6)
