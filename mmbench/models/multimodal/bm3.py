@@ -38,14 +38,17 @@ class BM3(MultimodalRecommender):
 
     each bracket averaged over the batch (a modality's terms over the batch items that have it; MMRec has no
     missing features). The last term is MMRec's ``EmbLoss`` of the full online tables (Frobenius norms, not
-    squared, divided by the row count of the last table); the paper writes an L2 penalty. Scores
-    ``p(h_u) · p(h_i)``.
+    squared, divided by the row count of the last table, the items). Scores ``p(h_u) · p(h_i)``.
 
-    Follows MMRec (``src/models/bm3.py``, ``BM3.yaml``) where the paper is silent or differs: the ``+ e_i``
-    residual, Xavier-uniform embeddings and Xavier-normal predictor / projection weights, feature tables trained
-    with the model (``train_features``; MMRec's ``from_pretrained(freeze=False)``), the same dropout mask for an
-    item repeated in a batch (dropout drawn per table row), ``cl_weight`` 2. Defaults from MMRec's grids
-    (``n_layers`` {1, 2}, ``dropout`` {0.3, 0.5}, ``reg_weight`` {0.1, 0.01}): the first value of each.
+    From the paper: LightGCN encoder, dropout on the online embeddings as the latent perturbation that makes the
+    target view, one shared predictor, stop-gradient targets, no negative sampling, the user-item reconstruction
+    terms both ways, the feature-to-item (inter-modality) and feature-to-perturbed-feature (intra-modality)
+    alignment terms. From MMRec's code (``src/models/bm3.py``, ``BM3.yaml``, ``overall.yaml``) where the paper
+    leaves it open: the ``+ e_i`` residual, the ``reg_weight`` term's form, Xavier-uniform embeddings and
+    Xavier-normal predictor / projection weights, feature tables trained with the model (``train_features``;
+    ``from_pretrained(freeze=False)``), the same dropout mask for an item repeated in a batch (dropout drawn per
+    table row), ``cl_weight`` 2, Adam lr 0.001; ``n_layers``, ``dropout`` and ``reg_weight`` default to the first
+    value of MMRec's grids ({1, 2}, {0.3, 0.5}, {0.1, 0.01}).
     """
 
     min_modalities = 1

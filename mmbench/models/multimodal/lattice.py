@@ -87,24 +87,28 @@ class LATTICE(MultimodalRecommender):
 
         A = (1 - lambda_coeff) · norm(Σ_m α_m Ŝ_m) + lambda_coeff · Σ_m α_m norm(S̃_m)
 
-    (as MMRec's code: the learned graphs are mixed, then normalised; the paper normalises each ``Ŝ_m`` before
-    mixing). Item id embeddings are propagated ``n_layers`` times over ``A`` (``h = A^L e``); the collaborative
-    part is LightGCN over the user-item graph ``D^-1 (R + I)`` (MMRec's and the authors' normalisation with self
-    loops; computed exactly as ``D^-1/2 · S^l · D^1/2`` with the symmetric ``S = D^-1/2 (R + I) D^-1/2``, so only
-    symmetric sparse products are used), mean of ``n_ui_layers + 1`` layers. Item vector ``ē_i + h_i / ‖h_i‖``,
-    score ``ē_u · (ē_i + h_i / ‖h_i‖)``. Loss: BPR with one sampled negative plus
-    ``reg_weight · (‖ē_u‖² + ‖ē_i‖² + ‖ē_j‖²) / 2`` averaged over the batch (MMRec divides by the configured batch
-    size, which differs only for an epoch's last, smaller batch).
+    Item id embeddings are propagated ``n_layers`` times over ``A`` (``h = A^L e``); the collaborative part is
+    LightGCN over the user-item graph, mean of ``n_ui_layers + 1`` layers; item vector ``ē_i + h_i / ‖h_i‖``, score
+    ``ē_u · (ē_i + h_i / ‖h_i‖)``. Loss: BPR with one sampled negative plus ``reg_weight · (‖ē_u‖² + ‖ē_i‖² +
+    ‖ē_j‖²) / 2`` averaged over the batch.
 
-    As in MMRec: the learned graph is rebuilt, with gradient to ``W_m``, the feature tables and ``modal_weight``,
-    at the first batch of every epoch and reused detached for the epoch's other batches; scoring rebuilds it from
-    the current parameters (cached until they change). Feature tables are trained with the model
-    (``train_features``; MMRec's ``from_pretrained(freeze=False)``); the fixed graphs use the initial features.
-    Items without a modality (mask) get no edges in its graphs (MMRec has no missing features). Defaults: MMRec's
-    ``LATTICE.yaml`` (``k`` 10, ``lambda_coeff`` 0.9, 1 item-graph layer, LightGCN with ``weight_size`` [64, 64]:
-    2 layers, 64-dim projections) and ``overall.yaml`` (Adam, lr 0.001); ``reg_weight`` 1e-4 is a value of MMRec's
-    grid {0, 1e-5, 1e-4, 1e-3}. MMRec's learning-rate decay ``0.96^(epoch/50)`` is not applied (``scheduler``
-    group); its NGCF and MF backbones are not implemented.
+    From the paper: the cosine kNN sparsification with similarity weights, the degree normalisation, the
+    ``lambda_coeff`` skip connection to the raw-feature graphs, softmax modality weights, the item-graph convolution
+    added to a CF backbone's item embeddings. From MMRec's code (``src/models/lattice.py``, ``LATTICE.yaml``) where
+    the paper leaves it open: the learned graphs are mixed, then the mix is normalised, while the raw-feature graphs
+    are normalised per modality, then mixed; the user-item graph is ``D^-1 (R + I)`` (row-normalised, self loops,
+    unlike LightGCN's ``D^-1/2 R D^-1/2``; computed exactly as ``D^-1/2 · S^l · D^1/2`` with the symmetric
+    ``S = D^-1/2 (R + I) D^-1/2``, so only symmetric sparse products are used); the learned graph is rebuilt, with
+    gradient to ``W_m``, the feature tables and ``modal_weight``, at the first batch of every epoch and reused
+    detached for the epoch's other batches, and rebuilt from the current parameters for scoring (cached here until
+    they change); feature tables trained with the model (``train_features``; ``from_pretrained(freeze=False)``),
+    the fixed graphs from the initial features; ``h`` L2-normalised; defaults ``k`` 10, ``lambda_coeff`` 0.9,
+    1 item-graph layer, LightGCN with ``weight_size`` [64, 64] (2 layers), 64-dim projections, Adam lr 0.001
+    (``overall.yaml``); ``reg_weight`` 1e-4 is a value of MMRec's grid {0, 1e-5, 1e-4, 1e-3}. Differences: the BPR
+    regulariser is averaged over the actual batch (MMRec divides by the configured batch size: only an epoch's last
+    batch differs); MMRec's learning-rate decay ``0.96^(epoch/50)`` is not applied (``scheduler`` group); its NGCF
+    and MF backbones are not implemented; items without a modality (mask) get no edges in its graphs (MMRec has
+    no missing features).
     """
 
     min_modalities = 1
