@@ -89,7 +89,8 @@ def main() -> None:
         NeuralTrainer(max_epochs=args.epochs, batch_size=batch, enable_progress_bar=False).fit(
             m, split.train, None, Evaluator(progress=False)
         )
-        label = f"{name}: one training epoch (mean of {args.epochs}, batch {batch}, incl. build)"
+        per = f"{m.users_per_batch} users" if getattr(m, "users_per_batch", None) else str(batch)
+        label = f"{name}: one training epoch (mean of {args.epochs}, batch {per}, incl. build)"
         rows.append((label, (time.perf_counter() - t) / args.epochs))
 
     if args.seed_models:
@@ -117,6 +118,9 @@ MODELS = {
     "vbpr (text+image)": ["model=vbpr"],
     "freedom (text+image)": ["model=freedom"],
     "freedom none": ["model=freedom", "model.modalities=[]"],
+    "multivae": ["model=multivae"],
+    "bm3 (text+image)": ["model=bm3"],
+    "lattice (text+image)": ["model=lattice"],
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -18,15 +18,19 @@ class PairwiseSampler(IterableDataset):
     vectorised rounds). Epoch ``e`` uses seed ``(seed, e)``, so runs are reproducible.
     The membership test is a dense users x items bitmap when that is at most ``DENSE_LIMIT``
     cells (ML-100K: 1.6 M; 10x faster than the sorted-key search), else a binary search over the
-    sorted (user, item) keys; both give the same negatives.
+    sorted (user, item) keys; both give the same negatives. ``on_epoch(e)``, when given, is called before epoch
+    ``e``'s batches are drawn (models that rebuild a graph per epoch).
     """
 
     DENSE_LIMIT = 1 << 25
 
-    def __init__(self, train: Interactions, batch_size: int, seed: int = 0) -> None:
+    def __init__(
+        self, train: Interactions, batch_size: int, seed: int = 0, on_epoch: Callable[[int], None] | None = None
+    ) -> None:
         self.users = train.users.astype(np.int64)
         self.items = train.items.astype(np.int64)
         self.n_items = train.n_items
+        self.on_epoch = on_epoch
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -57,6 +61,8 @@ class PairwiseSampler(IterableDataset):
         return self._keys[pos] == q
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch)
         rng = np.random.default_rng((self.seed, self.epoch))
         self.epoch += 1
         order = rng.permutation(len(self.users))
@@ -86,3 +92,24 @@ class RatingSampler(IterableDataset):
         for s in range(0, len(order), self.batch_size):
             b = order[s : s + self.batch_size]
             yield torch.from_numpy(self.users[b]), torch.from_numpy(self.items[b]), torch.from_numpy(self.ratings[b])
+
+
+class UserSampler(IterableDataset):
+    """Each epoch: every user with at least one training event once, shuffled, in batches of ``(users,)`` (models
+    that reconstruct a user's whole training row, e.g. MultiVAE, read the rows themselves). Epoch ``e`` uses seed
+    ``(seed, e)``."""
+
+    def __init__(self, train: Interactions, batch_size: int, seed: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"UserSampler: batch_size={batch_size} must be at least 1")
+        self.users = np.unique(train.users).astype(np.int64)
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.users) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor]]:
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.users)
+        self.epoch += 1
+        for s in range(0, len(order), self.batch_size):
+            yield (torch.from_numpy(order[s : s + self.batch_size]),)

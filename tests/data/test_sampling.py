@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from mmbench.data.sampling import PairwiseSampler
+from mmbench.data.sampling import PairwiseSampler, UserSampler
 from tests.helpers.data import make_interactions
 
 
@@ -35,3 +35,26 @@ def test_dense_and_sorted_key_lookups_give_the_same_negatives(monkeypatch):
                 assert torch.equal(x, y)
             u, j = a[0].numpy(), a[2].numpy()
             assert not ((u + j) % 3).any()  # every negative is an unseen item: (u + j) divisible by 3
+
+
+def test_user_batches_cover_each_training_user_once_per_epoch():
+    # users 0, 2, 3, 5 have events; 1 and 4 have none and are never a batch member
+    train = make_interactions([(0, 1), (2, 0), (2, 3), (3, 2), (5, 1), (5, 2), (5, 0)], 6, 4)
+    s = UserSampler(train, batch_size=3, seed=1)
+    epoch1 = [b[0].numpy() for b in s]
+    assert len(epoch1) == len(s) == 2 and [len(b) for b in epoch1] == [3, 1]
+    assert sorted(np.concatenate(epoch1).tolist()) == [0, 2, 3, 5]
+    orders = [np.concatenate([b[0].numpy() for b in s]) for _ in range(5)]
+    assert any(not np.array_equal(o, np.concatenate(epoch1)) for o in orders)  # reshuffled per epoch
+    again = UserSampler(train, batch_size=3, seed=1)
+    np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in again]), np.concatenate(epoch1))
+
+
+def test_on_epoch_is_called_before_each_epoch_with_its_index():
+    train = make_interactions([(0, 0), (1, 1), (2, 0)], 3, 3)
+    seen: list[tuple[int, int]] = []
+    s = PairwiseSampler(train, 2, seed=0, on_epoch=lambda e: seen.append((e, len(batches))))
+    batches: list = []
+    for _ in range(2):
+        batches.extend(s)
+    assert seen == [(0, 0), (1, 2)]

@@ -40,7 +40,7 @@ TRAINABLE = [  # the seed models' own encoders, small
     "encoders.text.hidden_dim=4",
     "encoders.text.max_len=8",
 ]
-ENCODERS = {"fusion_rec": FROZEN, "vbpr": FROZEN, "freedom": FROZEN}
+ENCODERS = {"fusion_rec": FROZEN, "vbpr": FROZEN, "freedom": FROZEN, "bm3": FROZEN, "lattice": FROZEN}
 ENCODERS |= {"seed_cnn_lstm": TRAINABLE, "seed_cnn_lstm_personal": TRAINABLE}
 SMALL = {  # sizes that only make the test fast
     "wmf": ["model.factors=8", "model.iterations=3"],

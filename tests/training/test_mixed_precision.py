@@ -26,7 +26,7 @@ from mmbench.splits.splitters import RandomSplit
 from mmbench.training import NeuralTrainer
 
 MODELS = [f"fusion_rec fusion@model.fusion={f}" for f in ("early", "late", "hybrid", "attention", "gated", "graph")]
-MODELS += ["vbpr", "freedom", "lightgcn", "bpr", "seed_cnn_lstm_personal"]
+MODELS += ["vbpr", "freedom", "bm3", "lattice", "lightgcn", "bpr", "multivae", "seed_cnn_lstm_personal"]
 
 
 @pytest.fixture(scope="module")
