@@ -7,7 +7,9 @@ Each study is one ``mmbench`` Optuna multirun (``experiment=topn_amazon_baby hpa
 trial 0 is the model's conf/model defaults (enqueued), then TPE; neural trials are pruned from the validation
 loop; every choice is made on validation Recall@20, and the best configuration is retrained with the study's final
 seeds (0 1 2; one run for the deterministic ItemKNN and EASE) and tested once. Pop has nothing to choose: one run.
-Afterwards ``--table`` writes results/amazon_baby/ from the MLflow store of $MMBENCH_WORK_DIR.
+Afterwards ``--table`` writes results/amazon_baby/ from the MLflow store of $MMBENCH_WORK_DIR, and ``--masking``
+prints how much masking the validation items at test time (mmbench) instead of only the training items (MMRec's
+and LATTICE's code) moves Pop's and the chosen ItemKNN's test metrics.
 """
 
 from __future__ import annotations
@@ -87,17 +89,45 @@ def table_command(work_dir: str) -> list[str]:
     ]
 
 
+def masking(work_dir: str) -> list[str]:
+    """Test metrics of Pop and of ItemKNN with the study's best (k, shrink), under both test-time maskings."""
+    import optuna
+    from hydra.utils import instantiate
+
+    from mmbench.config import compose
+    from mmbench.splits import load_or_create
+
+    best = optuna.load_study(study_name="itemknn-lattice", storage=f"sqlite:///{work_dir}/optuna.db").best_params
+    lines = ["| model | test masks | " + " | ".join(m.removeprefix("test/") for m in METRICS) + " |"]
+    lines.append("|---|---|" + "---|" * len(METRICS))
+    for name, extra in (("pop", []), ("itemknn", [f"{k}={v}" for k, v in best.items()])):
+        cfg = compose(["experiment=topn_amazon_baby", f"model={name}", f"paths.work_dir={work_dir}", *extra])
+        ds = instantiate(cfg.preprocess)(instantiate(cfg.dataset).read())
+        split = load_or_create(ds, instantiate(cfg.split), cfg.paths.split_dir)
+        model = instantiate(cfg.model)
+        model.fit(split.train, split.val)
+        ev = instantiate(cfg.eval)
+        label = name if not extra else f"{name} ({', '.join(extra)})"
+        for masks, exclude in (("train + val (mmbench)", [split.train, split.val]), ("train (MMRec)", [split.train])):
+            r = ev.evaluate(model, split.test, exclude).means
+            lines.append(
+                f"| {label} | {masks} | " + " | ".join(f"{r[m.removeprefix('test/')]:.4f}" for m in METRICS) + " |"
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("studies", nargs="*", metavar="STUDY", help=f"default: all of {' '.join(STUDIES)}")
     ap.add_argument("--print", action="store_true", help="print the commands instead of running them")
     ap.add_argument("--table", action="store_true", help="then write results/amazon_baby/ from the final runs")
+    ap.add_argument("--masking", action="store_true", help="then print the test-masking comparison (Pop, ItemKNN)")
     a = ap.parse_args(argv)
     unknown = [s for s in a.studies if s not in STUDIES]
     if unknown:
         ap.error(f"unknown study {', '.join(unknown)}: choose from {' '.join(STUDIES)}")
     work_dir = os.environ.get("MMBENCH_WORK_DIR", os.getcwd())
-    cmds = [command(n) for n in a.studies or ([] if a.table else list(STUDIES))]
+    cmds = [command(n) for n in a.studies or ([] if a.table or a.masking else list(STUDIES))]
     if a.table:
         cmds.append(table_command(work_dir))
     for cmd in cmds:
@@ -109,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"topn_amazon_baby: no {cmd[0]} on PATH (pip install -e . in this environment)", file=sys.stderr)
             return 2
         subprocess.run([exe, *cmd[1:]], check=True)
+    if a.masking and not a.print:
+        print("\n".join(masking(work_dir)), flush=True)
     return 0
 
 
