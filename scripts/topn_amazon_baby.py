@@ -89,6 +89,29 @@ def table_command(work_dir: str) -> list[str]:
     ]
 
 
+def summary(work_dir: str) -> list[str]:
+    """Each study's budget and choice, from the Optuna store: trial 0 (the defaults) and the best trial."""
+    import optuna
+
+    storage = f"sqlite:///{work_dir}/optuna.db"
+    lines = [
+        "| study | trials (complete / pruned / failed) | val R@20 of the defaults | best trial | val R@20 | chosen |"
+    ]
+    lines.append("|---|---|---|---|---|---|")
+    for name in STUDIES:
+        if not STUDIES[name][1]:
+            continue
+        study = optuna.load_study(study_name=f"{name}-lattice", storage=storage)
+        n = {s: sum(t.state.name == s for t in study.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
+        best = study.best_trial
+        chosen = ", ".join(f"{k.removeprefix('model.')}={v:.3g}" for k, v in best.params.items())
+        lines.append(
+            f"| {name} | {n['COMPLETE']} / {n['PRUNED']} / {n['FAIL']} | {study.trials[0].value:.4f} | {best.number} | "
+            f"{best.value:.4f} | {chosen} |"
+        )
+    return lines
+
+
 def masking(work_dir: str) -> list[str]:
     """Test metrics of Pop and of ItemKNN with the study's best (k, shrink), under both test-time maskings."""
     import optuna
@@ -122,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--print", action="store_true", help="print the commands instead of running them")
     ap.add_argument("--table", action="store_true", help="then write results/amazon_baby/ from the final runs")
     ap.add_argument("--masking", action="store_true", help="then print the test-masking comparison (Pop, ItemKNN)")
+    ap.add_argument("--summary", action="store_true", help="then print each study's budget and choice")
     a = ap.parse_args(argv)
     unknown = [s for s in a.studies if s not in STUDIES]
     if unknown:
         ap.error(f"unknown study {', '.join(unknown)}: choose from {' '.join(STUDIES)}")
     work_dir = os.environ.get("MMBENCH_WORK_DIR", os.getcwd())
-    cmds = [command(n) for n in a.studies or ([] if a.table or a.masking else list(STUDIES))]
+    cmds = [command(n) for n in a.studies or ([] if a.table or a.masking or a.summary else list(STUDIES))]
     if a.table:
         cmds.append(table_command(work_dir))
     for cmd in cmds:
@@ -139,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"topn_amazon_baby: no {cmd[0]} on PATH (pip install -e . in this environment)", file=sys.stderr)
             return 2
         subprocess.run([exe, *cmd[1:]], check=True)
+    if a.summary and not a.print:
+        print("\n".join(summary(work_dir)), flush=True)
     if a.masking and not a.print:
         print("\n".join(masking(work_dir)), flush=True)
     return 0
