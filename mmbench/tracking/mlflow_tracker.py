@@ -154,6 +154,16 @@ class MLflowTracker:
             self._monitor = None
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status)
+            log.info("browse: %s", self.browse_hint())
+
+    def browse_hint(self) -> str:
+        """How to open this run's experiment on its runs table. MLflow 3.17's UI picks an experiment's first page
+        by its GenAI / Model training switch (default GenAI, remembered by the browser), not by the experiment's
+        kind tag; the URL parameter ``workflowType=machine_learning`` sets the switch."""
+        page = f"#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"{self.tracking_uri.rstrip('/')}/{page}"
+        return f"mlflow ui --backend-store-uri {self.tracking_uri}, then http://127.0.0.1:5000/{page}"
 
     def lightning_logger(self):
         """A Lightning logger writing per-epoch metrics into this same run."""
@@ -265,6 +275,7 @@ class MLflowTracker:
 
     def _register(self, model_id: str) -> None:
         """A new version of the registered model ``register_as`` (created on first use) from the logged model."""
+        import mlflow
         from mlflow.exceptions import MlflowException
 
         try:
@@ -272,7 +283,14 @@ class MLflowTracker:
         except MlflowException as e:
             if e.error_code != "RESOURCE_ALREADY_EXISTS":  # a parallel job or an earlier run made it
                 raise
-        self.client.create_model_version(self.register_as, f"models:/{model_id}", run_id=self.run_id, model_id=model_id)
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)  # MLflow's registry finds the logged model through the global URI
+        try:
+            self.client.create_model_version(
+                self.register_as, f"models:/{model_id}", run_id=self.run_id, model_id=model_id
+            )
+        finally:
+            mlflow.set_tracking_uri(previous)
 
 
 @contextmanager
@@ -302,7 +320,8 @@ def source_tags(tags: dict[str, str]) -> dict[str, str]:
     out = {"mlflow.source.type": "LOCAL"}
     if tags.get("command"):
         argv = tags["command"].split(" ")
-        out["mlflow.source.name"] = " ".join([Path(argv[0]).name, *argv[1:]])
+        program = Path(argv[0]).name
+        out["mlflow.source.name"] = " ".join(["mmbench" if program == "__main__.py" else program, *argv[1:]])
     commit = tags.get("git_commit", "unknown").removesuffix("-dirty")
     if commit != "unknown":
         out["mlflow.source.git.commit"] = commit
