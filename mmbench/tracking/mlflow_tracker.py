@@ -320,8 +320,8 @@ def source_tags(tags: dict[str, str]) -> dict[str, str]:
     out = {"mlflow.source.type": "LOCAL"}
     if tags.get("command"):
         argv = tags["command"].split(" ")
-        program = Path(argv[0]).name
-        out["mlflow.source.name"] = " ".join(["mmbench" if program == "__main__.py" else program, *argv[1:]])
+        program = "mmbench" if argv[0].endswith("mmbench/__main__.py") else Path(argv[0]).name  # python -m mmbench
+        out["mlflow.source.name"] = " ".join([program, *argv[1:]])
     commit = tags.get("git_commit", "unknown").removesuffix("-dirty")
     if commit != "unknown":
         out["mlflow.source.git.commit"] = commit
