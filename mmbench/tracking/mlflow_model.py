@@ -4,6 +4,7 @@ the rows of ``recommendations/test_topk.tsv`` for those users (``params={"k": 5}
 
 from __future__ import annotations
 
+import functools
 import pickle
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -38,7 +39,8 @@ def signature(topk: TopK) -> ModelSignature:
     )
 
 
-def requirements() -> list[str]:
+@functools.cache
+def requirements() -> tuple[str, ...]:
     """Pinned versions of :data:`REQUIREMENTS` as installed here (none inferred: MLflow's inference loads the
     model in a subprocess, seconds per run)."""
     out = []
@@ -47,7 +49,7 @@ def requirements() -> list[str]:
             out.append(f"{name}=={version(name)}")
         except PackageNotFoundError:
             continue
-    return out
+    return tuple(out)
 
 
 class TopKModel(mlflow.pyfunc.PythonModel):

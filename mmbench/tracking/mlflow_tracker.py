@@ -261,7 +261,7 @@ class MLflowTracker:
                     python_model=mlflow_model.TopKModel(),
                     artifacts={"topk": str(state)},
                     signature=mlflow_model.signature(topk),
-                    pip_requirements=mlflow_model.requirements(),
+                    pip_requirements=list(mlflow_model.requirements()),
                     mlflow_model=Model(run_id=self.run_id, model_id=logged.model_id, model_uuid=logged.model_id),
                 )
             self.client.log_model_artifacts(logged.model_id, str(folder))
@@ -295,15 +295,29 @@ class MLflowTracker:
 
 @contextmanager
 def quiet_save() -> Iterator[None]:
-    """No progress bar for copying the model's one artifact and no warning that a Python object is pickled
-    (the class is mmbench's own) on every run's terminal."""
+    """Saving a pyfunc model without what costs a run time or fills its terminal: MLflow's check that the pinned
+    requirements match the environment (they are read from it, :func:`mlflow_model.requirements`; the check
+    maps every installed distribution's files, 2.5 s on the first model of a process), the progress bar of
+    copying the one artifact, the warnings that a Python object is pickled (the class is mmbench's own) and
+    that no input example was given (the signature is explicit)."""
+    import warnings
+
+    from mlflow.utils import environment
+
     logger = logging.getLogger("mlflow.pyfunc")
     level, bar = logger.level, os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    check = getattr(environment, "warn_dependency_requirement_mismatches", None)
     logger.setLevel(logging.ERROR)
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    if check is not None:
+        environment.warn_dependency_requirement_mismatches = lambda requirements: None
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*input example was not provided")
+            yield
     finally:
+        if check is not None:
+            environment.warn_dependency_requirement_mismatches = check
         logger.setLevel(level)
         if bar is None:
             os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
