@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -17,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from mmbench import pipeline
 from mmbench.config import CONF_DIR, compose
-from mmbench.tracking.mlflow_tracker import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MLflowTracker
+from mmbench.tracking.mlflow_tracker import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MLflowTracker, source_tags
 
 UI_JS = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
 
@@ -40,13 +41,15 @@ def run(tmp: Path, *overrides: str) -> pipeline.RunResult:
 def itemknn(tmp_path_factory) -> tuple[Path, pipeline.RunResult]:
     """One ItemKNN run on synthetic data, its model registered, system metrics sampled every 0.2 s."""
     tmp = tmp_path_factory.mktemp("mlflow")
-    res = run(
-        tmp,
-        "model=itemknn",
-        "logger.register_as=mmbench-test",
-        "logger.system_metrics=true",
-        "logger.system_metrics_interval_s=0.2",
-    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["/venv/bin/mmbench", "model=itemknn"])  # the command line of a CLI run
+        res = run(
+            tmp,
+            "model=itemknn",
+            "logger.register_as=mmbench-test",
+            "logger.system_metrics=true",
+            "logger.system_metrics_interval_s=0.2",
+        )
     return tmp, res
 
 
@@ -105,7 +108,15 @@ def test_source_tags_name_the_command_and_the_commit(itemknn):
     assert tags["mlflow.source.type"] == "LOCAL"
     assert tags["mlflow.source.git.commit"] == head
     assert tags["git_commit"] in (head, head + "-dirty")  # mmbench's own tag keeps the -dirty mark
-    assert tags["mlflow.source.name"].split(" ")[0] in ("pytest", "mmbench", "py.test")
+    assert tags["mlflow.source.name"] == "mmbench model=itemknn"  # the Source column
+
+
+def test_source_tags_of_python_m_mmbench_and_of_a_dirty_tree():
+    tags = source_tags({"command": "/src/mmbench/__main__.py model=pop seed=1", "git_commit": "abc123-dirty"})
+    assert tags["mlflow.source.name"] == "mmbench model=pop seed=1"
+    assert tags["mlflow.source.git.commit"] == "abc123" and tags["mlflow.source.type"] == "LOCAL"
+    tags = source_tags({"command": "scripts/mm_grid.py run", "git_commit": "unknown"})
+    assert tags["mlflow.source.name"] == "mm_grid.py run" and "mlflow.source.git.commit" not in tags
 
 
 def test_logged_model_reproduces_the_test_topk(itemknn):
