@@ -13,6 +13,7 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -56,8 +57,9 @@ class TopKModel(mlflow.pyfunc.PythonModel):
     """Loads the pickled :class:`TopK` (artifact ``topk``) and answers with its top-K rows."""
 
     def load_context(self, context: Any) -> None:
-        with open(context.artifacts["topk"], "rb") as f:
-            self.topk: TopK = pickle.load(f)
+        # torch's pickle, so a model trained on a GPU loads on a machine without one (its tensors mapped to the CPU)
+        device = None if torch.cuda.is_available() else "cpu"
+        self.topk: TopK = torch.load(context.artifacts["topk"], map_location=device, weights_only=False)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if "user" not in model_input:
@@ -66,7 +68,6 @@ class TopKModel(mlflow.pyfunc.PythonModel):
 
 
 def save_state(topk: TopK, path: Path) -> int:
-    """Pickle ``topk`` to ``path``; returns its size in bytes."""
-    with open(path, "wb") as f:
-        pickle.dump(topk, f, protocol=pickle.HIGHEST_PROTOCOL)
+    """Pickle ``topk`` to ``path`` with torch (tensors loadable on another device); returns its size in bytes."""
+    torch.save(topk, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
     return path.stat().st_size
