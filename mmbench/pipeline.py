@@ -28,6 +28,8 @@ from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import Recommender
 from mmbench.splits import Split, load_or_create
 from mmbench.tracking import Tracker
+from mmbench.tracking.base import DataPart
+from mmbench.tracking.recommender_model import TopK, topk_frame
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +154,9 @@ def save_result(
     per_user.to_csv(folder / "metrics" / f"per_user_{part}.tsv", sep="\t", index=False, float_format="%.10g")
     if topk:
         (folder / "recommendations").mkdir(exist_ok=True)
-        n, k = result.topk_items.shape
-        items = result.topk_items.ravel()
-        ranked = items >= 0
-        pd.DataFrame(
-            {
-                "user": np.repeat(ds.user_ids[result.users], k)[ranked],
-                "rank": np.tile(np.arange(1, k + 1), n)[ranked],
-                "item": ds.item_ids[items[ranked]],
-                "score": result.topk_scores.ravel()[ranked],
-            }
-        ).to_csv(folder / "recommendations" / f"{part}_topk.tsv", sep="\t", index=False, float_format="%.8g")
+        topk_frame(ds.user_ids, ds.item_ids, result.users, result.topk_items, result.topk_scores).to_csv(
+            folder / "recommendations" / f"{part}_topk.tsv", sep="\t", index=False, float_format="%.8g"
+        )
 
 
 def user_groups(result: EvalResult, split: Split, evaluator: Evaluator) -> dict[str, np.ndarray]:
@@ -172,6 +166,26 @@ def user_groups(result: EvalResult, split: Split, evaluator: Evaluator) -> dict[
     groups = {} if sparse is None or not len(result.users) else {"sparse": sparse}
     members = {g: np.isin(result.users, users) for g, users in split.groups.items()}
     return groups | members
+
+
+def data_parts(name: str, split: Split) -> list[DataPart]:
+    """The split's parts as the tracker records them: digest the split fingerprint's first 16 characters (its
+    folder name) and the part, source the saved part file, rows / users / items as profile."""
+    parts = {"train": split.train, "val": split.val, "test": split.test}
+    return [
+        DataPart(
+            name=name,
+            digest=f"{split.fingerprint[:16]}-{part}",
+            source=str(split.files()[part].resolve()),
+            context=part,
+            profile={
+                "rows": len(inter),
+                "users": int(np.count_nonzero(np.bincount(inter.users, minlength=1))),
+                "items": int(np.count_nonzero(np.bincount(inter.items, minlength=1))),
+            },
+        )
+        for part, inter in parts.items()
+    ]
 
 
 def format_table(metrics: dict[str, float]) -> str:
@@ -259,6 +273,7 @@ def run(cfg: DictConfig) -> RunResult:
                 {"dataset": ds.name, "split_fingerprint": split.fingerprint, "split_dir": str(split.directory)}
                 | {f"data_sha256.{file}": digest for file, digest in ds.files.items()}
             )
+            tracker.log_inputs(data_parts(ds.name, split))
 
             ds = content_for_training(ds, split.train)  # split-dependent content (tags, reviews): training events only
             t = time.perf_counter()
@@ -295,6 +310,10 @@ def run(cfg: DictConfig) -> RunResult:
             metrics.update(model.diagnostics())
             if isinstance(model, torch.nn.Module):
                 metrics["model/n_params"] = float(sum(p.numel() for p in model.parameters()))
+            if cfg.evaluate_test:  # the model that made the test lists, with what ranks them
+                excl = Evaluator.exclusion([split.train, split.val], split.test.n_users, split.test.n_items)
+                topk = TopK(model, evaluator, ds.user_ids, ds.item_ids, excl, evaluator.candidate_mask(split.test))
+                metrics.update(tracker.log_model(topk))
             metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if torch.cuda.is_available():
                 metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20

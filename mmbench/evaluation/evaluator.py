@@ -170,6 +170,24 @@ class Evaluator:
         0/1 hits, and the per-user values of the full-ranking metrics asked for (computed here, where all
         scores are). Equal scores are ordered by :func:`tie_keys`; a masked item is never ranked: where fewer
         than K items are rankable the remaining slots hold item -1, score NaN and no hit."""
+        scores, rankable, top_items, top_scores = self.rank(model, users, excl, candidates)
+        empty = top_items < 0
+        full_names = [m for m in self.metrics if m in FULL_RANKING_METRICS]
+        dense_rel = torch.zeros(scores.shape, dtype=torch.float64, device=scores.device)
+        _fill(dense_rel, rel[users], 1.0)
+        hits = dense_rel.gather(1, top_items.clamp(min=0)).masked_fill(empty, 0.0)
+        full = {}
+        if full_names:
+            relevant = dense_rel > 0
+            full = {m: FULL_RANKING_METRICS[m].fn(scores, relevant, rankable) for m in full_names}
+        return top_items, top_scores, hits, full
+
+    def rank(
+        self, model: Recommender, users: np.ndarray, excl: sp.csr_matrix, candidates: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The one top-K of a batch of ``users`` (contiguous ids), for :meth:`evaluate` and for a logged model
+        (``mmbench.tracking.recommender_model``): the scores with ``excl``'s items and non-candidates at -inf,
+        the rankable mask, and the top-``max_k`` items (-1 in empty slots) and scores (NaN there)."""
         device = model.device
         u = torch.as_tensor(users, device=device)
         with torch.no_grad():
@@ -181,7 +199,6 @@ class Evaluator:
                 f"{type(model).__name__}.score gave {int(nan.sum())} NaN scores for {len(users)} users "
                 f"(first: user {int(users[row])}, item {col}); the model diverged or its input has NaN"
             )
-        full_names = [m for m in self.metrics if m in FULL_RANKING_METRICS]
         rankable = torch.ones(scores.shape, dtype=torch.bool, device=device)
         _fill(rankable, excl[users], False)
         if candidates is not None:
@@ -189,14 +206,7 @@ class Evaluator:
         scores = scores.masked_fill(~rankable, float("-inf"))
         top_items, top_scores = select_topk(scores, self.tie_order(u, scores.shape[1]), self.max_k)
         empty = ~rankable.gather(1, top_items)
-        dense_rel = torch.zeros(scores.shape, dtype=torch.float64, device=device)
-        _fill(dense_rel, rel[users], 1.0)
-        hits = dense_rel.gather(1, top_items).masked_fill(empty, 0.0)
-        full = {}
-        if full_names:
-            relevant = dense_rel > 0
-            full = {m: FULL_RANKING_METRICS[m].fn(scores, relevant, rankable) for m in full_names}
-        return top_items.masked_fill(empty, -1), top_scores.masked_fill(empty, float("nan")), hits, full
+        return scores, rankable, top_items.masked_fill(empty, -1), top_scores.masked_fill(empty, float("nan"))
 
     def tie_order(self, users: torch.Tensor, n_items: int) -> torch.Tensor:
         """Per user, the tie-break keys of the items (:func:`tie_keys` with ``tie_seed``): equal scores rank by

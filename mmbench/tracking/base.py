@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pytorch_lightning.loggers import Logger
+
+if TYPE_CHECKING:
+    from mmbench.tracking.recommender_model import TopK
 
 
 class TrackingError(RuntimeError):
     """The tracking store cannot be used."""
+
+
+@dataclass(frozen=True)
+class DataPart:
+    """One part of a run's data as a tracker records it (an MLflow dataset input): what it is called, its
+    digest, where it is (a path, never the data) and what the run used it for."""
+
+    name: str  # the dataset, e.g. "ml100k"
+    digest: str  # the split's fingerprint prefix and the part: identical for every run on the same split
+    source: str  # the saved split file of the part
+    context: str  # "train", "val", "test"
+    profile: dict[str, int]  # rows, users, items
 
 
 class Tracker(Protocol):
@@ -40,3 +56,10 @@ class Tracker(Protocol):
 
     def lightning_logger(self) -> Logger | bool:
         """A Lightning logger writing per-epoch metrics into this run (False: none)."""
+
+    def log_inputs(self, parts: list[DataPart]) -> None:
+        """Record the data the run used (MLflow: dataset inputs, the runs table's Dataset column)."""
+
+    def log_model(self, topk: TopK) -> dict[str, float]:
+        """Record the fitted recommender with what ranks its test top-K (MLflow: a pyfunc model); returns facts
+        to log as metrics (empty when nothing was recorded)."""

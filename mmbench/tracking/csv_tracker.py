@@ -7,18 +7,22 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytorch_lightning.loggers import CSVLogger
 
 from mmbench.evaluation.metrics import metric_key
-from mmbench.tracking.base import TrackingError
+from mmbench.tracking.base import DataPart, TrackingError
+
+if TYPE_CHECKING:
+    from mmbench.tracking.recommender_model import TopK
 
 
 class CSVTracker:
     """Writes a run into ``<root>/<experiment>/<run_id>/``: ``params.csv`` and ``tags.csv`` (key, value),
     ``metrics.csv`` (key, value, step, timestamp in ms; keys named as in MLflow, ``@`` as ``_at_``),
-    ``artifacts/`` (the same files an MLflow run gets) and ``epochs/metrics.csv`` (per-epoch training and
+    ``inputs.csv`` (the data parts: name, digest, source, context, rows, users, items), ``artifacts/`` (the
+    same files an MLflow run gets, no model) and ``epochs/metrics.csv`` (per-epoch training and
     validation metrics of neural models). The run's name and status are the tags ``mmbench.run_name`` and
     ``mmbench.status``."""
 
@@ -87,3 +91,13 @@ class CSVTracker:
 
     def lightning_logger(self) -> CSVLogger:
         return CSVLogger(save_dir=str(self.dir), name="epochs", version="")
+
+    def log_inputs(self, parts: list[DataPart]) -> None:
+        header = ["name", "digest", "source", "context", *parts[0].profile] if parts else []
+        self._append(
+            "inputs.csv", header, [[p.name, p.digest, p.source, p.context, *p.profile.values()] for p in parts]
+        )
+
+    def log_model(self, topk: TopK) -> dict[str, float]:
+        """Nothing: a model is an MLflow model (``logger=mlflow``); the top-K lists are in the artifacts."""
+        return {}

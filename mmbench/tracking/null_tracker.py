@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from mmbench.tracking.base import DataPart
+    from mmbench.tracking.recommender_model import TopK
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +54,9 @@ class NullTracker:
 
     def lightning_logger(self) -> bool:
         return False
+
+    def log_inputs(self, parts: list[DataPart]) -> None:
+        pass
+
+    def log_model(self, topk: TopK) -> dict[str, float]:
+        return {}

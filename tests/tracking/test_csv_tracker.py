@@ -37,6 +37,14 @@ def test_pipeline_run_with_logger_csv(tmp_path):
     for f in ["config.yaml", "metrics/per_user_test.tsv", "recommendations/test_topk.tsv", "split/train.tsv"]:
         assert (run / "artifacts" / f).is_file(), f
     assert res.artifact_uri == (run / "artifacts").resolve().as_uri()
+    inputs = pd.read_csv(run / "inputs.csv", keep_default_na=False)  # the data parts, as MLflow's dataset inputs
+    assert inputs.context.tolist() == ["train", "val", "test"] and set(inputs.name) == {"synthetic"}
+    for part in inputs.itertuples():
+        saved = pd.read_csv(run / "artifacts" / "split" / f"{part.context}.tsv", sep="\t")
+        assert (part.rows, part.users, part.items) == (len(saved), saved.user.nunique(), saved.item.nunique())
+        assert part.digest == f"{res.split.fingerprint[:16]}-{part.context}" and part.source.endswith(
+            f"{part.context}.tsv"
+        )
 
 
 def test_tags_are_replaced_and_params_appended(tmp_path):
