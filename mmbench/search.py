@@ -1,9 +1,11 @@
-"""Optuna hyperparameter search as a Hydra sweeper, with pruning from the Lightning validation loop.
+"""Optuna hyperparameter search as a Hydra sweeper, with pruning from the Lightning validation loop
+(``mmbench.training.pruning.OptunaPruning``).
 
 Why our own sweeper: the published hydra-optuna-sweeper (1.3.0) requires optuna<3, and optuna 2.10
 with SQLAlchemy 2 cannot open an SQLite storage. This sweeper runs current Optuna with any
 persistent storage (SQLite by default, any SQLAlchemy URL), so studies resume after an interruption
-and several workers can share one study.
+and several workers can share one study. Hydra's plugin discovery imports this module on every ``mmbench`` start:
+it imports no Lightning, MLflow or Optuna at module level (``tests/test_startup.py``).
 
 Each trial is one ordinary ``mmbench`` job with sampled overrides: it is validated on the validation
 set only (``evaluate_test=false``), reports the monitored validation metric every epoch (the pruner
@@ -18,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from hydra.plugins.sweeper import Sweeper
@@ -234,23 +235,6 @@ class OptunaSweeper(Sweeper):
         print(f"best parameters: {' '.join(overrides)}  (val/{monitor}={best.value:.5f}; {states})")
         print(f"override file: {sweep_dir / 'best_overrides.txt'}  (mmbench $(cat ...))")
         return results
-
-
-class OptunaPruning(pl.Callback):
-    """Reports the monitored validation metric to an Optuna trial each epoch; raises TrialPruned when told to."""
-
-    def __init__(self, trial: Any, key: str) -> None:
-        self.trial, self.key = trial, key
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        import optuna
-
-        if trainer.sanity_checking or self.key not in trainer.callback_metrics:
-            return
-        epoch = trainer.current_epoch
-        self.trial.report(float(trainer.callback_metrics[self.key]), step=epoch)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"trial {self.trial.number} pruned at epoch {epoch}")
 
 
 def load_trial(study_name: str, storage: str, number: int) -> Any:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pytorch_lightning.loggers import Logger
+if TYPE_CHECKING:  # Lightning is imported only by runs that train a neural model
+    from pytorch_lightning.loggers import Logger
 
 
 class TrackingError(RuntimeError):

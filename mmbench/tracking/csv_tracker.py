@@ -7,12 +7,13 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar
-
-from pytorch_lightning.loggers import CSVLogger
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mmbench.evaluation.metrics import metric_key
 from mmbench.tracking.base import TrackingError
+
+if TYPE_CHECKING:
+    from pytorch_lightning.loggers import CSVLogger
 
 
 class CSVTracker:
@@ -86,4 +87,6 @@ class CSVTracker:
         return (self.dir / "artifacts").resolve().as_uri()
 
     def lightning_logger(self) -> CSVLogger:
+        from pytorch_lightning.loggers import CSVLogger  # only neural runs need Lightning
+
         return CSVLogger(save_dir=str(self.dir), name="epochs", version="")
