@@ -34,7 +34,7 @@ def test_pipeline_run_with_logger_csv(tmp_path):
     tags = dict(pd.read_csv(run / "tags.csv", keep_default_na=False).itertuples(index=False))
     assert tags["mmbench.status"] == "FINISHED" and tags["model"] == "pop" and tags["split_fingerprint"]
     assert tags["mmbench.run_name"] == "pop-synthetic-seed0"
-    for f in ["config.yaml", "metrics/per_user_test.tsv", "recommendations/test_topk.tsv", "split/train.tsv"]:
+    for f in ["config.yaml", "metrics/per_user_test.tsv", "recommendations/test_topk.tsv", "split/split.json"]:
         assert (run / "artifacts" / f).is_file(), f
     assert res.artifact_uri == (run / "artifacts").resolve().as_uri()
 
