@@ -409,10 +409,8 @@ def run(cfg: DictConfig) -> RunResult:
             meta = json.loads((split.directory / "split.json").read_text())
             meta["directory"] = str(split.directory.resolve())
             (work / "split" / "split.json").write_text(json.dumps(meta, indent=2, default=str))
-            for sub in ("metrics", "recommendations", "split", "checkpoints"):
-                if (work / sub).is_dir():
-                    tracker.log_artifacts(work / sub, sub)
-            tracker.log_artifact(work / "config.yaml")
+            # config.yaml, metrics/, recommendations/, split/, checkpoints/: one call
+            tracker.log_artifacts(work)
         status = "FINISHED"
         return RunResult(metrics, tracker.run_id, tracker.artifact_uri, split)
     except BaseException as e:

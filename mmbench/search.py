@@ -165,6 +165,7 @@ class OptunaSweeper(Sweeper):
                 study.enqueue_trial(params)
         parent = self._parent_run()
         parent.set_tags({"sweep_id": str(sweep_dir.resolve())})
+        parent.flush()  # visible while the trials run
         done = len([t for t in study.trials if t.state.is_finished()])
         log.info("study %s: %d trials finished, running %d more", self.study_name, done, self.n_trials - done)
         job_idx = 0
