@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from hydra.plugins.sweeper import Sweeper
@@ -28,6 +29,21 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+
+
+class GridSweeper(BasicSweeper):
+    """``hydra/sweeper=mmbench_grid``: Hydra's basic grid sweeper, except that the check before the jobs start composes
+    one job per override value not yet seen instead of every job (a 10 x 5 grid: 14 compositions, not 50, each
+    ~0.15 s); the launcher still composes every job. A misspelt value still fails before any job runs."""
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        seen: set[str] = set()
+        first = []
+        for overrides in batch:
+            if not set(overrides) <= seen:
+                first.append(overrides)
+                seen.update(overrides)
+        super().validate_batch_is_legal(first)
 
 
 class SearchError(ValueError):
