@@ -111,13 +111,17 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return True  # objects built by nested _target_ nodes, callables, ...: checked when built
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, skip: Sequence[str] = ()) -> None:
     """Check every ``_target_`` node against its constructor before anything runs.
 
     Unknown keys, missing required arguments and values of the wrong type raise
-    :class:`ConfigError` naming the config key and the valid choices.
+    :class:`ConfigError` naming the config key and the valid choices. ``skip``: top-level keys whose nodes the run
+    never builds (the pipeline skips ``callbacks``, Lightning's classes, for models that are not neural: checking
+    them would import Lightning, seconds of start-up, for nothing).
     """
     for key, node in _target_nodes(cfg):
+        if key.split(".", 1)[0] in skip:
+            continue
         target = node["_target_"]
         obj = import_target(target)
         try:

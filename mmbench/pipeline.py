@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import logging
+import os
+import random
 import resource
 import subprocess
 import sys
@@ -13,20 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import mmbench
 from mmbench.config import chosen_option, flatten, import_target, validate
-from mmbench.data.interactions import Dataset
+from mmbench.data.interactions import Dataset, Interactions
+from mmbench.data.readers import file_sha256
 from mmbench.data.train_content import content_for_training
 from mmbench.encoders import ModalityFeatures, build_features, build_user_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator, group_means
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import Recommender
-from mmbench.splits import Split, load_or_create
+from mmbench.splits import Split, Splitter, load_or_create
 from mmbench.tracking import Tracker
 from mmbench.tracking.base import DataPart
 from mmbench.tracking.recommender_model import TopK, topk_frame
@@ -44,7 +49,95 @@ class RunResult:
     split: Split
 
 
+# In-process reuse of the data stage across the jobs of one process (a Hydra multirun, a test session): the
+# preprocessed dataset keyed by its resolved config and checked against its files' SHA-256, the split by its
+# fingerprint. Every job gets its own copy of the arrays and tables (a model or encoder that modified them in
+# place could otherwise change a later job's result); only the frozen item / user content objects are shared.
+_DATASETS: dict[str, Dataset] = {}
+_SPLITS: dict[tuple[str, str], Split] = {}
+
+
+def _data_files(ds: Dataset) -> dict[str, Path] | None:
+    """The files the loader read (``ds.files``, under ``ds.source``), or None where one cannot be found there (such a
+    dataset is not reused). A dataset that read no file (the synthetic one) is determined by its config alone."""
+    if not ds.files:
+        return {} if ds.source is None else None
+    paths = {name: Path(ds.source) / name for name in ds.files} if ds.source is not None else {}
+    return paths if paths and all(p.is_file() for p in paths.values()) else None
+
+
+def _files_unchanged(ds: Dataset) -> bool:
+    """Whether every file ``ds`` was read from still has the SHA-256 recorded when it was read."""
+    paths = _data_files(ds)
+    return paths is not None and all(file_sha256(paths[name]) == digest for name, digest in ds.files.items())
+
+
+def _own_interactions(inter: Interactions) -> Interactions:
+    return Interactions(
+        inter.users.copy(),
+        inter.items.copy(),
+        inter.ratings.copy(),
+        inter.timestamps.copy(),
+        inter.n_users,
+        inter.n_items,
+    )
+
+
+def _own_dataset(ds: Dataset) -> Dataset:
+    return dataclasses.replace(
+        ds,
+        interactions=_own_interactions(ds.interactions),
+        user_ids=ds.user_ids.copy(),
+        item_ids=ds.item_ids.copy(),
+        user_table=ds.user_table.copy(),
+        item_table=ds.item_table.copy(),
+        content=dict(ds.content),
+        user_content=dict(ds.user_content),
+        files=dict(ds.files),
+        published_split=None if ds.published_split is None else ds.published_split.copy(),
+    )
+
+
+def _own_split(split: Split) -> Split:
+    return dataclasses.replace(
+        split,
+        train=_own_interactions(split.train),
+        val=_own_interactions(split.val),
+        test=_own_interactions(split.test),
+        groups={g: u.copy() for g, u in split.groups.items()},
+    )
+
+
+def load_data(cfg: DictConfig) -> tuple[Dataset, Split]:
+    """The data stage: ``cfg.dataset`` read and ``cfg.preprocess``ed, then split by ``cfg.split`` (saved under
+    ``paths.split_dir``, or read back from there). Reused within the process when the resolved dataset and
+    preprocess config are the same and the files are unchanged (SHA-256), and the split fingerprint is the same."""
+    key = json.dumps(
+        [OmegaConf.to_container(cfg.dataset, resolve=True), OmegaConf.to_container(cfg.preprocess, resolve=True)],
+        sort_keys=True,
+        default=str,
+    )
+    cached = _DATASETS.get(key)
+    if cached is None or not _files_unchanged(cached):
+        _DATASETS.pop(key, None)
+        cached = instantiate(cfg.preprocess)(instantiate(cfg.dataset).read())
+        if _data_files(cached) is not None:  # the loader has just hashed them
+            _DATASETS[key] = cached
+    ds = _own_dataset(cached)
+    splitter: Splitter = instantiate(cfg.split)
+    skey = (splitter.fingerprint(ds), str(Path(cfg.paths.split_dir).expanduser().resolve()))
+    split = _SPLITS.get(skey)
+    if split is None or not (split.directory / "split.json").is_file():
+        split = _SPLITS[skey] = load_or_create(ds, splitter, cfg.paths.split_dir)
+    else:
+        log.info("reusing split %s read earlier in this process", skey[0][:16])
+    return ds, _own_split(split)
+
+
+@functools.cache
 def git_commit() -> str:
+    """The commit of the code this process runs (``-dirty`` with uncommitted changes), asked once per process: the
+    jobs of a multirun run the code that was imported at its start."""
     root = Path(mmbench.__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -57,6 +150,16 @@ def git_commit() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return (out.stdout.strip() + ("-dirty" if dirty else "")) if out.returncode == 0 else "unknown"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators as ``pytorch_lightning.seed_everything(seed)`` does
+    (same calls, same environment variables), without importing Lightning (seconds) in runs that train nothing."""
+    os.environ["PL_GLOBAL_SEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ["PL_SEED_WORKERS"] = "0"
 
 
 def sweep_tags() -> dict[str, str]:
@@ -145,14 +248,14 @@ def save_result(
     ds: Dataset, result: EvalResult, folder: Path, part: str, topk: bool, groups: dict[str, np.ndarray] | None = None
 ) -> None:
     """``metrics/per_user_<part>.tsv`` (raw user id, every metric and a 0/1 column per user group: ``sparse`` as
-    the evaluator flags it, the split's groups such as ``truncated``) and, with ``topk``,
+    the evaluator flags it, the split's groups such as ``truncated``) and, with ``topk`` and a ranking evaluation,
     ``recommendations/<part>_topk.tsv`` (empty top-K slots left out)."""
     (folder / "metrics").mkdir(parents=True, exist_ok=True)
     per_user = pd.DataFrame({"user": ds.user_ids[result.users], **result.per_user})
     for name, flags in (groups or {}).items():
         per_user[name] = flags.astype(np.int8)
     per_user.to_csv(folder / "metrics" / f"per_user_{part}.tsv", sep="\t", index=False, float_format="%.10g")
-    if topk:
+    if topk and result.topk_items is not None:  # None: the evaluator ranked nothing (eval=rating)
         (folder / "recommendations").mkdir(exist_ok=True)
         topk_frame(ds.user_ids, ds.item_ids, result.users, result.topk_items, result.topk_scores).to_csv(
             folder / "recommendations" / f"{part}_topk.tsv", sep="\t", index=False, float_format="%.8g"
@@ -250,10 +353,11 @@ def run(cfg: DictConfig) -> RunResult:
     With ``evaluate_test=false`` (hyperparameter-search trials) the test set is not touched at all.
     """
     name = model_name(cfg)
-    validate(cfg)
+    capabilities = getattr(import_target(str(cfg.model._target_)), "capabilities", None)
+    validate(cfg, skip=() if capabilities is None or capabilities.neural else ("callbacks",))
     forced = check_candidates(cfg)
     torch.set_num_threads(int(cfg.threads))
-    pl.seed_everything(int(cfg.seed), verbose=False)
+    seed_everything(int(cfg.seed))
     tracker: Tracker = instantiate(cfg.logger)
     dataset_name = cfg.dataset.get("name") or getattr(import_target(cfg.dataset._target_), "name", "dataset")
     tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name) | forced)
@@ -266,8 +370,7 @@ def run(cfg: DictConfig) -> RunResult:
             times: dict[str, float] = {}
 
             t = time.perf_counter()
-            ds = instantiate(cfg.preprocess)(instantiate(cfg.dataset).read())
-            split = load_or_create(ds, instantiate(cfg.split), cfg.paths.split_dir)
+            ds, split = load_data(cfg)
             times["time/data_s"] = time.perf_counter() - t
             tracker.set_tags(
                 {"dataset": ds.name, "split_fingerprint": split.fingerprint, "split_dir": str(split.directory)}
@@ -319,14 +422,14 @@ def run(cfg: DictConfig) -> RunResult:
                 metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
             tracker.log_metrics(metrics)
 
-            split_art = work / "split"
-            split_art.mkdir()
-            for f in [*split.files().values(), split.directory / "split.json"]:
-                (split_art / f.name).write_bytes(f.read_bytes())
-            for sub in ("metrics", "recommendations", "split", "checkpoints"):
-                if (work / sub).is_dir():
-                    tracker.log_artifacts(work / sub, sub)
-            tracker.log_artifact(work / "config.yaml")
+            # the split files are stored once per fingerprint (split.directory, tag split_dir) and referenced, not
+            # copied into every run: split/split.json names the folder that holds train/val/test.tsv
+            (work / "split").mkdir()
+            meta = json.loads((split.directory / "split.json").read_text())
+            meta["directory"] = str(split.directory.resolve())
+            (work / "split" / "split.json").write_text(json.dumps(meta, indent=2, default=str))
+            # config.yaml, metrics/, recommendations/, split/, checkpoints/: one call
+            tracker.log_artifacts(work)
         status = "FINISHED"
         return RunResult(metrics, tracker.run_id, tracker.artifact_uri, split)
     except BaseException as e:

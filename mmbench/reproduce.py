@@ -156,8 +156,8 @@ def write(
     body = [
         f"mmbench's mean ± sample std over the folds beside the published values{f' ({source})' if source else ''}; "
         f"Δ = mmbench − published. {n_ok} of {len(table)} rows within {tolerance} on every metric. Times are "
-        "mmbench's per fold: `time/fit_s` and `time/eval_test_s` (the test evaluation, full top-N ranking "
-        "included).",
+        "mmbench's per fold: `time/fit_s` and `time/eval_test_s` (the test evaluation: RMSE / MAE, plus full "
+        "top-N ranking where the runs' `eval.metrics` asked for ranking metrics).",
         "",
         markdown(table, metrics, tolerance),
     ]

@@ -1,8 +1,10 @@
-"""Recompute a run's test metrics from its artifacts alone, independently of mmbench's evaluator.
+"""Recompute a run's test metrics from its artifacts (and the split they reference), apart from mmbench's evaluator.
 
-Reads ``split/{train,val,test}.tsv`` and ``recommendations/test_topk.tsv`` from a run's
-artifact folder and recomputes Recall/NDCG/Precision/Hit/MAP/MRR@K with plain Python
-(sets and loops, no numpy/torch), so a bug in the vectorised evaluator cannot hide; also their means over
+Reads ``recommendations/test_topk.tsv`` from a run's artifact folder and the split's ``{train,val,test}.tsv``
+from the folder its ``split/split.json`` names (``directory``: runs reference the split stored once per
+fingerprint; a folder with its own ``split/*.tsv`` is read as is) and recomputes
+Recall/NDCG/Precision/Hit/MAP/MRR@K with plain Python (sets and loops, no numpy/torch), so a bug in the
+vectorised evaluator cannot hide; also their means over
 the sparse users (``sparse/<metric>``): the users flagged ``sparse`` = 1 in ``metrics/per_user_test.tsv``, the
 evaluator's one definition of the bucket (runs without that column get no sparse metrics). A top-K list
 shorter than K (fewer rankable items) scores its missing ranks as misses; precision still divides by K.
@@ -44,11 +46,21 @@ def sparse_users(folder: Path) -> set[str] | None:
     return {row["user"] for row in rows if row["sparse"] == "1"}
 
 
+def split_folder(folder: Path) -> Path:
+    """Where the run's ``train/val/test.tsv`` are: its own ``split/``, else the folder ``split/split.json`` names."""
+    own = folder / "split"
+    if (own / "train.tsv").is_file():
+        return own
+    meta = json.loads((own / "split.json").read_text())
+    return Path(meta["directory"])
+
+
 def recompute(folder: Path, ks: list[int], threshold: float | None = None) -> dict[str, float]:
-    train = read_pairs(folder / "split" / "train.tsv")
-    val = read_pairs(folder / "split" / "val.tsv")
+    parts = split_folder(folder)
+    train = read_pairs(parts / "train.tsv")
+    val = read_pairs(parts / "val.tsv")
     sparse = sparse_users(folder) or set()
-    test = read_pairs(folder / "split" / "test.tsv", threshold)
+    test = read_pairs(parts / "test.tsv", threshold)
     lists: dict[str, list[tuple[int, str]]] = defaultdict(list)
     with open(folder / "recommendations" / "test_topk.tsv", newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):

@@ -33,7 +33,7 @@ def test_mmbench_runs_are_recorded_in_the_default_store(tmp_path, data_dir):
     for f in [
         "metrics/per_user_test.tsv",
         "recommendations/test_topk.tsv",
-        "split/test.tsv",
+        "split/split.json",
         "checkpoints/best.ckpt",
         "config.yaml",
     ]:

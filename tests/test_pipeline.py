@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,12 +41,15 @@ def test_run_logs_config_metrics_tags_and_artifacts(tmp_path):
         "config.yaml",
         "metrics/per_user_test.tsv",
         "recommendations/test_topk.tsv",
-        "split/train.tsv",
-        "split/val.tsv",
-        "split/test.tsv",
         "split/split.json",
     ]:
         assert (art / f).is_file(), f
+    # the split files are stored once (the split folder) and referenced, not copied into the run
+    assert not (art / "split" / "train.tsv").exists()
+    meta = json.loads((art / "split" / "split.json").read_text())
+    assert meta["fingerprint"] == res.split.fingerprint and Path(meta["directory"]) == res.split.directory.resolve()
+    assert str(res.split.directory) == tags["split_dir"]
+    assert all((Path(meta["directory"]) / f"{p}.tsv").is_file() for p in ("train", "val", "test"))
     top = pd.read_csv(art / "recommendations/test_topk.tsv", sep="\t")
     assert list(top.columns) == ["user", "rank", "item", "score"]
     assert top["rank"].min() == 1 and top["rank"].max() == 20
@@ -194,3 +199,38 @@ def test_terminal_table_aligns_long_metric_names():
         "nan",
         "0.1250",
     ]
+
+
+def test_data_stage_is_read_once_per_process_and_never_shared(tmp_path, data_dir, monkeypatch):
+    """Jobs of one process reuse the dataset and split (same config, same file digests), each with its own arrays: a
+    model that writes into its training data cannot change a later job; a changed data file is read anew."""
+    from mmbench.data.ml100k import MovieLens100K
+
+    folder = tmp_path / "data" / "movielens" / "ml-100k"
+    folder.mkdir(parents=True)
+    for name in ("u.data", "u.item", "u.user"):
+        shutil.copy(data_dir / "movielens" / "ml-100k" / name, folder / name)
+    reads = []
+    original = MovieLens100K.read
+    monkeypatch.setattr(MovieLens100K, "read", lambda self: reads.append(1) or original(self))
+    monkeypatch.setattr(pipeline, "_DATASETS", {})
+    monkeypatch.setattr(pipeline, "_SPLITS", {})
+    cfg = cfg_for(
+        tmp_path, "dataset=ml100k", f"paths.data_dir={tmp_path / 'data'}", "split=kfold", "model=baseline_only"
+    )
+    first = pipeline.run(cfg)
+    ds, split = pipeline.load_data(cfg)
+    assert len(reads) == 1 and split.fingerprint == first.split.fingerprint
+    train = split.train.ratings.copy()
+    split.train.ratings[:] = 1.0  # a careless model
+    ds.interactions.ratings[:] = 1.0
+    second = pipeline.run(cfg)
+    assert len(reads) == 1
+    np.testing.assert_array_equal(second.split.train.ratings, train)
+    assert second.metrics["test/rmse"] == first.metrics["test/rmse"]
+    lines = (folder / "u.data").read_text().splitlines()
+    u, i, r, t = lines[0].split("\t")
+    lines[0] = "\t".join([u, i, str(int(r) % 5 + 1), t])  # another rating
+    (folder / "u.data").write_text("\n".join(lines) + "\n")
+    ds3, split3 = pipeline.load_data(cfg)
+    assert len(reads) == 2 and split3.fingerprint != split.fingerprint

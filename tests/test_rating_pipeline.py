@@ -68,3 +68,4 @@ def test_surprise_experiment_runs_the_grid_and_writes_the_table(tmp_path, data_d
     )
     assert len(runs) == 4 and len({r.data.tags["sweep_id"] for r in runs}) == 1
     assert {"test/rmse", "test/mae", "time/fit_s", "time/eval_test_s"} <= set(runs[0].data.metrics)
+    assert not any("ndcg" in k or "recall" in k for k in runs[0].data.metrics)  # eval=rating: nothing ranked

@@ -134,3 +134,27 @@ def test_a_search_needs_the_mlflow_logger(tmp_path):
     )
     with pytest.raises(SearchError, match="use logger=mlflow, not mmbench.tracking.csv_tracker.CSVTracker"):
         sweeper._parent_run()
+
+
+def test_grid_sweeper_composes_each_override_value_once_before_the_jobs():
+    """hydra/sweeper=mmbench_grid (experiment=surprise_ml100k): a 3 x 2 grid is checked with 4 compositions covering
+    every value, not 6; a composition error still surfaces before any job."""
+    from types import SimpleNamespace
+
+    from mmbench.search import GridSweeper
+
+    composed = []
+
+    class Loader:
+        def load_sweep_config(self, master_config, sweep_overrides):
+            if "model=nope" in sweep_overrides:
+                raise ValueError("Could not find 'model/nope'")
+            composed.append(sweep_overrides)
+
+    sweeper = GridSweeper(max_batch_size=None)
+    sweeper.hydra_context, sweeper.config = SimpleNamespace(config_loader=Loader()), object()
+    grid = [[f"model={m}", f"split.fold={f}"] for m in ("svd", "nmf", "pop") for f in (0, 1)]
+    sweeper.validate_batch_is_legal(grid)
+    assert composed == [grid[0], grid[1], grid[2], grid[4]]
+    with pytest.raises(ValueError, match="model/nope"):
+        sweeper.validate_batch_is_legal([*grid, ["model=nope", "split.fold=0"]])

@@ -85,7 +85,8 @@ class Evaluator:
     least that much are relevant. Users are processed ``batch_size`` at a time, so
     no dense users x items matrix of the whole data set is ever built.
     ``metrics`` may name top-K metrics (computed at every K of ``ks``) and full-ranking
-    ones (``auc``, ``map_full``: one value per user, over all non-excluded items).
+    ones (``auc``, ``map_full``: one value per user, over all non-excluded items). With no ``metrics`` at all
+    nothing is ranked: only the rating metrics (RMSE, MAE) of models that predict ratings (``conf/eval/rating.yaml``).
 
     ``candidates="target"`` ranks only the items that occur in the evaluated part (e.g. the held-out
     items of a cold-item split, so a model ranks the new items for their users); ``"all"`` ranks the
@@ -259,7 +260,8 @@ class Evaluator:
         cand = self.candidate_mask(target)
         values: dict[str, list[np.ndarray]] = {}
         tops, top_scores = [], []
-        batches = range(0, len(users), self.batch_size)
+        ranks = bool(self.metrics)  # no ranking metric asked for: rank nothing (rating metrics only)
+        batches = range(0, len(users) if ranks else 0, self.batch_size)
         with scoring(model):
             for start in tqdm(batches, desc=desc, disable=not self.progress or len(batches) < 2, leave=False):
                 b = users[start : start + self.batch_size]
@@ -275,7 +277,7 @@ class Evaluator:
             per_user = {key: np.zeros(0) for key in self.metric_keys}
         means = {k: float(v.mean()) if len(v) else float("nan") for k, v in per_user.items()}
         result = EvalResult(means, users, per_user, n_users=len(users))
-        if keep_topk:
+        if keep_topk and ranks:
             result.topk_items = np.concatenate(tops) if tops else np.zeros((0, self.max_k), np.int64)
             result.topk_scores = np.concatenate(top_scores) if top_scores else np.zeros((0, self.max_k), np.float32)
         result.means.update(self.rating_means(model, target))

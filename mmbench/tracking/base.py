@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pytorch_lightning.loggers import Logger
+if TYPE_CHECKING:  # Lightning is imported only by runs that train a neural model
+    from pytorch_lightning.loggers import Logger
 
 if TYPE_CHECKING:
     from mmbench.tracking.recommender_model import TopK

@@ -9,12 +9,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytorch_lightning.loggers import CSVLogger
-
 from mmbench.evaluation.metrics import metric_key
 from mmbench.tracking.base import DataPart, TrackingError
 
 if TYPE_CHECKING:
+    from pytorch_lightning.loggers import CSVLogger
+
     from mmbench.tracking.recommender_model import TopK
 
 
@@ -90,6 +90,8 @@ class CSVTracker:
         return (self.dir / "artifacts").resolve().as_uri()
 
     def lightning_logger(self) -> CSVLogger:
+        from pytorch_lightning.loggers import CSVLogger  # only neural runs need Lightning
+
         return CSVLogger(save_dir=str(self.dir), name="epochs", version="")
 
     def log_inputs(self, parts: list[DataPart]) -> None:

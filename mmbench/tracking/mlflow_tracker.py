@@ -66,6 +66,9 @@ class MLflowTracker:
         self.system_metrics = system_metrics
         self.system_metrics_interval_s = system_metrics_interval_s
         self._monitor: Any = None
+        self._artifact_uri: str | None = None
+        self._params: list[Param] = []  # logged with the next metrics, artifacts or end: one log_batch call
+        self._tags: dict[str, RunTag] = {}
 
     @property
     def is_local(self) -> bool:
@@ -82,7 +85,8 @@ class MLflowTracker:
             )
         except Exception as e:  # MLflow raises many types for an unusable store
             raise TrackingError(f"MLflow store {self.tracking_uri!r} is not usable: {e}") from e
-        self.run_id, self.experiment_id = run.info.run_id, exp_id
+        self.run_id, self.experiment_id, self._artifact_uri = run.info.run_id, exp_id, run.info.artifact_uri
+        self._params, self._tags = [], {}
         if self.system_metrics:
             self._start_system_metrics()
         return self.run_id
@@ -124,28 +128,45 @@ class MLflowTracker:
 
     @property
     def artifact_uri(self) -> str:
-        return self.client.get_run(self.run_id).info.artifact_uri
+        if self._artifact_uri is None:  # a run this tracker did not create (the search's parent run)
+            self._artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
+        return self._artifact_uri
 
     def log_params(self, params: dict[str, Any]) -> None:
-        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-        for s in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[s : s + 100])
+        """Params (and tags, :meth:`set_tags`) wait for the next metrics, artifacts, :meth:`flush` or :meth:`end`,
+        and go in the same ``log_batch`` calls: a run makes a handful of store calls, not one per kind."""
+        self._params += [Param(k, str(v)[:6000]) for k, v in params.items()]
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self._tags.update({k: RunTag(k, str(v)) for k, v in tags.items()})
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         import time
 
         ts = int(time.time() * 1000)
-        items = [Metric(metric_key(k), float(v), ts, step) for k, v in metrics.items()]
-        for s in range(0, len(items), 500):
-            self.client.log_batch(self.run_id, metrics=items[s : s + 500])
+        self.flush([Metric(metric_key(k), float(v), ts, step) for k, v in metrics.items()])
 
-    def set_tags(self, tags: dict[str, Any]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    def flush(self, metrics: list[Metric] | None = None) -> None:
+        """Send the waiting params and tags (and ``metrics``) in as few ``log_batch`` calls as MLflow's limits allow
+        (100 params, 100 tags, 1000 entities per call)."""
+        params, tags, metrics = self._params, list(self._tags.values()), list(metrics or [])
+        self._params, self._tags = [], {}
+        for s in range(0, max(len(params), len(tags), 1), 100):
+            n = 1000 - len(params[s : s + 100]) - len(tags[s : s + 100])
+            batch_metrics, metrics = metrics[:n], metrics[n:]
+            if params[s : s + 100] or tags[s : s + 100] or batch_metrics:
+                self.client.log_batch(
+                    self.run_id, metrics=batch_metrics, params=params[s : s + 100], tags=tags[s : s + 100]
+                )
+        for s in range(0, len(metrics), 1000):
+            self.client.log_batch(self.run_id, metrics=metrics[s : s + 1000])
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        self.flush()
         self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
 
     def log_artifact(self, path: str | Path) -> None:
+        self.flush()
         self.client.log_artifact(self.run_id, str(path))
 
     def end(self, status: str = "FINISHED") -> None:
@@ -153,6 +174,7 @@ class MLflowTracker:
             self._monitor.finish()
             self._monitor = None
         if self.run_id is not None:
+            self.flush()
             self.client.set_terminated(self.run_id, status)
             log.info("browse: %s", self.browse_hint())
 

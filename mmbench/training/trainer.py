@@ -8,19 +8,20 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
-from pytorch_lightning.loggers import Logger
 from torch.utils.data import DataLoader, TensorDataset
 
 from mmbench.data.interactions import Interactions
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.evaluation.metrics import RATING_METRICS, metric_for, metric_key
 from mmbench.models.base import NeuralRecommender
-from mmbench.training.module import RecModule
+
+if TYPE_CHECKING:  # Lightning is imported by fit (about 5 s): config validation and non-neural runs skip it
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import Logger
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ class NeuralTrainer:
         deterministic: bool = True,
         seed: int = 0,
         checkpoint_dir: str | None = None,
-        early_stopping: Callable[..., EarlyStopping] | None = None,
-        checkpoint: Callable[..., ModelCheckpoint] | None = None,
+        early_stopping: Callable[..., Any] | None = None,  # a partial pytorch_lightning EarlyStopping
+        checkpoint: Callable[..., Any] | None = None,  # a partial pytorch_lightning ModelCheckpoint
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     ) -> None:
         metric_for(monitor)  # fails early on an unknown metric name
@@ -77,10 +78,7 @@ class NeuralTrainer:
         self.check_val_every_n_epoch = check_val_every_n_epoch
         self.enable_progress_bar, self.deterministic, self.seed = enable_progress_bar, deterministic, seed
         self.checkpoint_dir = checkpoint_dir
-        self.early_stopping = early_stopping or partial(EarlyStopping, patience=patience, min_delta=min_delta)
-        self.checkpoint = checkpoint or partial(
-            ModelCheckpoint, filename="best", save_top_k=1, save_weights_only=True, auto_insert_metric_name=False
-        )
+        self.early_stopping, self.checkpoint = early_stopping, checkpoint
         self.scheduler = scheduler
 
     def fit(
@@ -94,9 +92,18 @@ class NeuralTrainer:
     ) -> FitReport:
         """Build ``model`` for ``train``'s id space and train it; with ``val``, early stopping and the restored
         checkpoint follow ``val/<monitor>`` as computed by ``evaluator`` (default: ``Evaluator(progress=False)``)."""
+        import pytorch_lightning as pl
+        from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+        from mmbench.training.module import RecModule
+
         evaluator = Evaluator(progress=False) if evaluator is None else evaluator
         if not model.capabilities.neural:
             raise TypeError(f"{type(model).__name__} is not trained by NeuralTrainer: call model.fit(train, val)")
+        early_stopping = self.early_stopping or partial(EarlyStopping, patience=self.patience, min_delta=self.min_delta)
+        checkpoint = self.checkpoint or partial(
+            ModelCheckpoint, filename="best", save_top_k=1, save_weights_only=True, auto_insert_metric_name=False
+        )
         pl.seed_everything(self.seed, workers=True, verbose=False)
         model.build(train)
         key = metric_key(f"val/{self.monitor}")
@@ -126,8 +133,8 @@ class NeuralTrainer:
         callbacks = list(callbacks)
         ckpt = None
         if has_val:
-            ckpt = self.checkpoint(dirpath=ckpt_dir, monitor=key, mode=mode)
-            callbacks += [ckpt, self.early_stopping(monitor=key, mode=mode)]
+            ckpt = checkpoint(dirpath=ckpt_dir, monitor=key, mode=mode)
+            callbacks += [ckpt, early_stopping(monitor=key, mode=mode)]
         trainer = pl.Trainer(
             max_epochs=self.max_epochs,
             accelerator=self.accelerator,

@@ -56,6 +56,27 @@ def test_rating_metrics_for_models_that_predict():
     assert r.means["mae"] == pytest.approx(1.5)
 
 
+def test_no_ranking_metric_ranks_nothing_and_still_gives_rating_metrics():
+    """eval=rating (conf/eval/rating.yaml, Surprise's protocol): the model is never asked for full scores."""
+
+    class RatingOnly(Fixed):
+        capabilities = Capabilities(predicts_ratings=True)
+
+        def predict(self, users, items):
+            return self.scores[users, items]
+
+        def score(self, users, items=None):
+            raise AssertionError("a rating-only evaluation must not rank")
+
+    target = make_interactions([(0, 0), (1, 1), (1, 2)], 3, 5, ratings=[4, 4, 2])
+    r = Evaluator(metrics=[], progress=False).evaluate(RatingOnly(SCORES), target, [], keep_topk=True)
+    errors = [SCORES[0][0] - 4, SCORES[1][1] - 4, SCORES[1][2] - 2]
+    assert r.means["rmse"] == pytest.approx(np.sqrt(np.mean(np.square(errors))))
+    assert r.means["mae"] == pytest.approx(np.mean(np.abs(errors)))
+    assert set(r.means) == {"rmse", "mae"} and r.per_user == {} and r.topk_items is None
+    assert r.users.tolist() == [0, 1] and r.n_users == 2
+
+
 def test_unknown_metric_is_rejected():
     with pytest.raises(ValueError, match="ndcg"):
         Evaluator(metrics=["ndgc"])

@@ -34,13 +34,13 @@ def test_pipeline_run_with_logger_csv(tmp_path):
     tags = dict(pd.read_csv(run / "tags.csv", keep_default_na=False).itertuples(index=False))
     assert tags["mmbench.status"] == "FINISHED" and tags["model"] == "pop" and tags["split_fingerprint"]
     assert tags["mmbench.run_name"] == "pop-synthetic-seed0"
-    for f in ["config.yaml", "metrics/per_user_test.tsv", "recommendations/test_topk.tsv", "split/train.tsv"]:
+    for f in ["config.yaml", "metrics/per_user_test.tsv", "recommendations/test_topk.tsv", "split/split.json"]:
         assert (run / "artifacts" / f).is_file(), f
     assert res.artifact_uri == (run / "artifacts").resolve().as_uri()
     inputs = pd.read_csv(run / "inputs.csv", keep_default_na=False)  # the data parts, as MLflow's dataset inputs
     assert inputs.context.tolist() == ["train", "val", "test"] and set(inputs.name) == {"synthetic"}
     for part in inputs.itertuples():
-        saved = pd.read_csv(run / "artifacts" / "split" / f"{part.context}.tsv", sep="\t")
+        saved = pd.read_csv(part.source, sep="\t")  # the split store's file (runs reference it, not copy it)
         assert (part.rows, part.users, part.items) == (len(saved), saved.user.nunique(), saved.item.nunique())
         assert part.digest == f"{res.split.fingerprint[:16]}-{part.context}" and part.source.endswith(
             f"{part.context}.tsv"

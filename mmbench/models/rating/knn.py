@@ -10,7 +10,7 @@ Prediction of ``(x, y)``: the ``k`` raters of ``y`` most similar to ``x`` (ties:
 first, as ``heapq.nlargest`` keeps them), of which those with positive similarity are used; with fewer than
 ``min_k`` of them the prediction is impossible (KNNBasic: global mean) or the neighbour term is dropped
 (the others). The per-pair neighbour selection runs in a numba kernel (a ragged top-k per pair has no
-clean array form; the kernel visits each pair's raters once, no Python per pair).
+clean array form; the kernel visits each pair's raters once, no Python per pair, and sorts only the ``k`` it selects).
 """
 
 from __future__ import annotations
@@ -85,14 +85,25 @@ def _knn_kernel(xs, ys, y_ptr, y_x, y_r, sim, k, min_k, mode, means, sigmas, bx,
     est = np.empty(n)
     ok = np.ones(n, np.bool_)
     buf = np.empty(sim.shape[0])
+    chosen = np.empty(k, np.int64)
     for p in range(n):
         x, y = xs[p], ys[p]
         s0, s1 = y_ptr[y], y_ptr[y + 1]
         m = s1 - s0
         for t in range(m):
             buf[t] = -sim[x, y_x[s0 + t]]
-        if m > k:
-            sel = np.argsort(buf[:m], kind="mergesort")[:k]
+        if m > k:  # the k first of the stable order by -sim: a selection, then a sort of the k chosen
+            thr = np.partition(buf[:m], k - 1)[k - 1]  # the k-th smallest -sim
+            n_below = 0
+            for t in range(m):
+                n_below += buf[t] < thr
+            c, ties = 0, k - n_below
+            for t in range(m):  # in training order: all below the threshold, the earliest ties at it
+                if buf[t] < thr or (buf[t] == thr and ties > 0):
+                    ties -= buf[t] == thr
+                    chosen[c] = t
+                    c += 1
+            sel = chosen[np.argsort(buf[chosen], kind="mergesort")]
         else:
             sel = np.arange(m)
         sum_sim = 0.0

@@ -114,3 +114,59 @@ def test_ml100k_5fold_matches_published(ml100k, cls, rmse, mae):
 
     got_rmse, got_mae = cv_metrics(ml100k, cls)
     assert abs(got_rmse - rmse) < 0.005 and abs(got_mae - mae) < 0.005, (got_rmse, got_mae)
+
+
+def test_equal_similarities_keep_the_earliest_training_events():
+    """Four raters of item 1 are equally similar to user 0 (the same rating of item 0); k=2 keeps the two whose
+    item-1 events come first in training order (Surprise's heapq.nlargest), not the lowest user ids."""
+    pairs = [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (4, 1), (3, 1), (1, 1), (2, 1)]
+    ratings = [3, 3, 3, 3, 3, 5, 1, 2, 4]
+    m = KNNBasic(k=2).fit(make_interactions(pairs, 5, 2, ratings))
+    assert pred(m, 0, 1) == pytest.approx((5 + 1) / 2)  # users 4 and 3
+    assert m.score(torch.tensor([0]))[0, 1].item() == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("cls", [KNNBasic, KNNWithMeans, KNNWithZScore, KNNBaseline])
+def test_neighbour_selection_matches_a_sorted_reference_with_many_ties(cls):
+    """Whole-number ratings on few items make many msd similarities equal; every pair's estimate equals a plain
+    Python one: raters sorted by (similarity descending, training position), the first k, positive ones used."""
+    rng = np.random.default_rng(3)
+    n_u, n_i = 40, 12
+    cells = rng.permutation(n_u * n_i)[:300]
+    pairs = [(int(c) // n_i, int(c) % n_i) for c in cells]
+    train = make_interactions(pairs, n_u, n_i, rng.integers(1, 6, len(pairs)).tolist())
+    k, min_k = 5, 2
+    m = cls(k=k, min_k=min_k).fit(train)
+    base = KNNBaseline(k=k).fit(train)  # its biases are the ones KNNBaseline uses
+    u, i, r = train.users, train.items, train.ratings.astype(float)
+    mean = np.array([r[u == x].mean() if (u == x).any() else 0.0 for x in range(n_u)])
+    sd = np.array([r[u == x].std() if (u == x).any() else 0.0 for x in range(n_u)])
+    sd[sd == 0] = r.std()
+    users, items = np.repeat(np.arange(n_u), n_i), np.tile(np.arange(n_i), n_u)
+    got = m.estimate(users, items)
+    for x, y, g in zip(users, items, got, strict=True):
+        if not (u == x).any() or not (i == y).any():
+            continue
+        raters = [(-m.sim[x, u[t]], t) for t in np.flatnonzero(i == y)]
+        chosen = [(-s, t) for s, t in sorted(raters)[:k] if -s > 0]
+        den = sum(s for s, _ in chosen)
+        if cls is KNNBasic:
+            num = sum(s * r[t] for s, t in chosen)
+            want = num / den if len(chosen) >= min_k and den else m.global_mean
+        else:
+            if cls is KNNWithMeans:
+                dev = [r[t] - mean[u[t]] for _, t in chosen]
+            elif cls is KNNWithZScore:
+                dev = [(r[t] - mean[u[t]]) / sd[u[t]] for _, t in chosen]
+            else:
+                dev = [r[t] - (m.global_mean + base.bx[u[t]] + base.by[y]) for _, t in chosen]
+            num = sum(s * d for (s, _), d in zip(chosen, dev, strict=True)) if len(chosen) >= min_k else 0.0
+            term = num / den if den else 0.0
+            if cls is KNNWithMeans:
+                want = mean[x] + term
+            elif cls is KNNWithZScore:
+                want = mean[x] + term * sd[x]
+            else:
+                want = m.global_mean + base.bx[x] + base.by[y] + term
+        assert g == pytest.approx(want, abs=1e-9), (x, y)
+    np.testing.assert_allclose(m.score(torch.arange(n_u)).numpy().ravel(), got, rtol=1e-6)
