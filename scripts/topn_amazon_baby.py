@@ -95,7 +95,11 @@ def summary(work_dir: str) -> list[str]:
 
     storage = f"sqlite:///{work_dir}/optuna.db"
     lines = [
-        "| study | trials (complete / pruned / failed) | val R@20 of the defaults | best trial | val R@20 | chosen |"
+        "# Validation searches on Amazon Baby (LATTICE split)",
+        "",
+        f"`python scripts/topn_amazon_baby.py --summary` over the Optuna store {storage} (validation Recall@20).",
+        "",
+        "| study | trials (complete / pruned / failed) | val R@20 of the defaults | best trial | val R@20 | chosen |",
     ]
     lines.append("|---|---|---|---|---|---|")
     for name in STUDIES:
