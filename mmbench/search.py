@@ -233,7 +233,8 @@ class OptunaSweeper(Sweeper):
         for k, v in best.params.items():
             OmegaConf.update(body, k, v, force_add=True)
         (sweep_dir / "best_params.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(body))
-        parent.log_params({f"best.{k}": v for k, v in best.params.items()})
+        # tags, not params: a resumed study may find a new best, and MLflow params cannot change
+        parent.set_tags({f"best.{k}": v for k, v in best.params.items()} | {"best_trial": best.number})
         parent.log_metrics({f"best/val/{monitor}": best.value, **{f"trials/{k.lower()}": v for k, v in states.items()}})
         parent.client.log_artifact(parent.run_id, str(sweep_dir / "best_overrides.txt"))
         parent.client.log_artifact(parent.run_id, str(sweep_dir / "best_params.yaml"))

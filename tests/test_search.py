@@ -74,6 +74,9 @@ def test_optuna_study_persists_resumes_and_retrains_best(tmp_path):
     assert all("test/ndcg_at_10" in r.data.metrics for r in finals)
     best = study.best_trial
     assert parent.data.metrics["best/val/ndcg@10".replace("@", "_at_")] == pytest.approx(best.value)
+    # the resumed study's best, even when it differs from the first search's (parent tags, not immutable params)
+    assert {k: parent.data.tags[f"best.{k}"] for k in best.params} == {k: str(v) for k, v in best.params.items()}
+    assert parent.data.tags["best_trial"] == str(best.number)
     sweep = Path(finals[0].data.tags["sweep_id"])
     text = (sweep / "best_overrides.txt").read_text().split()
     assert text == [f"{k}={v}" for k, v in best.params.items()]

@@ -122,6 +122,16 @@ def page_text(browser, until: str, timeout: float = 90) -> str:
         time.sleep(0.5)
 
 
+def column_headers(browser, needed: set[str], timeout: float = 90) -> list[str]:
+    """The runs table's column headers once they include ``needed`` (they render after the run count)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        headers = [h.text for h in browser.find_elements("css selector", "[role=columnheader]")]
+        if needed <= set(headers) or time.monotonic() > deadline:
+            return headers
+        time.sleep(0.5)
+
+
 def close_assistant(browser) -> None:
     """Close the MLflow Assistant side panel when it is open (the screenshot shows the table instead)."""
     for button in browser.find_elements("css selector", "button[aria-label='Close']"):
@@ -139,7 +149,7 @@ def test_the_logged_link_opens_the_runs_table_with_datasets(chrome, store, serve
     assert "2 matching runs" in text, text[:2000]
     assert "/runs" in chrome.current_url
     assert "Token Usage" not in text and "Overview" not in text  # not the GenAI overview
-    headers = [h.text for h in chrome.find_elements("css selector", "[role=columnheader]")]
+    headers = column_headers(chrome, {"Run Name", "Dataset"})
     assert {"Run Name", "Dataset"} <= set(headers), headers
     digest = results[0].split.fingerprint[:16]
     text = page_text(chrome, f"synthetic ({digest}-train)")  # the Dataset cells render after the rows
