@@ -42,6 +42,7 @@ from mmbench.config import compose  # noqa: E402
 from mmbench.encoders.features import build_features  # noqa: E402
 from scripts.peers.common import (  # noqa: E402
     PeerScores,
+    check_peer_models,
     evaluate_peer,
     export_mmrec,
     import_scores,
@@ -120,8 +121,8 @@ def same_freedom(cfg: DictConfig) -> dict:
     }
 
 
-# mmbench's hyperparameters in MMRec's terms, per mmbench model. BM3 and LATTICE join when mmbench's `bm3` and
-# `lattice` land: add their translations here (PEER_CLASS has them); until then `--models bm3` says what is missing.
+# mmbench's hyperparameters in MMRec's terms, per mmbench model. mmbench's `bm3` and `lattice` exist but have no
+# translation here yet (PEER_CLASS has them): `--profiles mmbench --models bm3` says so before any work.
 SAME: dict[str, Callable[[DictConfig], dict]] = {
     "bpr": same_bpr,
     "lightgcn": same_lightgcn,
@@ -133,13 +134,7 @@ MODELS = list(SAME)
 
 def check_models(models: list[str], profiles: list[str]) -> None:
     """Fail before any work on a model mmbench or this script cannot run yet."""
-    for m in models:
-        if m not in PEER_CLASS:
-            raise SystemExit(f"--models: unknown {m!r}; choose from {sorted(PEER_CLASS)}")
-        if not (ROOT / "conf" / "model" / f"{m}.yaml").exists():
-            raise SystemExit(f"--models {m}: mmbench has no conf/model/{m}.yaml yet")
-        if "mmbench" in profiles and m not in SAME:
-            raise SystemExit(f"--models {m}: no translation of mmbench's hyperparameters to MMRec's yet (SAME)")
+    check_peer_models(models, profiles, "MMRec", PEER_CLASS, SAME, ROOT)
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from mmbench.config import compose  # noqa: E402
 from scripts.peers.common import (  # noqa: E402
+    check_peer_models,
     evaluate_peer,
     export_recbole,
     import_scores,
@@ -87,8 +88,8 @@ def same_itemknn(cfg: DictConfig) -> dict:
     return {"k": int(cfg.model.k), "shrink": float(cfg.model.shrink)}
 
 
-# mmbench's hyperparameters in RecBole's terms, per mmbench model. MultiVAE joins when mmbench's `multivae` lands:
-# add its translation here (its PEER_CLASS entry is there); until then `--models multivae` says what is missing.
+# mmbench's hyperparameters in RecBole's terms, per mmbench model. mmbench's `multivae` exists but has no translation
+# here yet (its PEER_CLASS entry is there): `--profiles mmbench --models multivae` says so before any work.
 SAME: dict[str, Callable[[DictConfig], dict]] = {
     "bpr": same_bpr,
     "lightgcn": same_lightgcn,
@@ -100,13 +101,7 @@ MODELS = list(SAME)
 
 def check_models(models: list[str], profiles: list[str]) -> None:
     """Fail before any work on a model mmbench or this script cannot run yet."""
-    for m in models:
-        if m not in PEER_CLASS:
-            raise SystemExit(f"--models: unknown {m!r}; choose from {sorted(PEER_CLASS)}")
-        if not (ROOT / "conf" / "model" / f"{m}.yaml").exists():
-            raise SystemExit(f"--models {m}: mmbench has no conf/model/{m}.yaml yet")
-        if "mmbench" in profiles and m not in SAME:
-            raise SystemExit(f"--models {m}: no translation of mmbench's hyperparameters to RecBole's yet (SAME)")
+    check_peer_models(models, profiles, "RecBole", PEER_CLASS, SAME, ROOT)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Container
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,19 @@ RECBOLE_HEADER = ["user_id:token", "item_id:token", "rating:float", "timestamp:f
 MMREC_HEADER = ["userID", "itemID", "rating", "timestamp", "x_label"]
 MMREC_LABELS = {"train": 0, "val": 1, "test": 2}  # MMRec's x_label
 MMREC_FEATURES = {"image": "image_feat.npy", "text": "text_feat.npy"}  # mmbench modality -> MMRec's file
+
+
+def check_peer_models(
+    models: list[str], profiles: list[str], peer: str, peer_class: Container[str], same: Container[str], root: Path
+) -> None:
+    """Fail before any work on a model mmbench (``root``'s conf/model) or the ``peer`` comparison cannot run yet."""
+    for m in models:
+        if m not in peer_class:
+            raise SystemExit(f"--models: unknown {m!r}; choose from {sorted(peer_class)}")
+        if not (root / "conf" / "model" / f"{m}.yaml").exists():
+            raise SystemExit(f"--models {m}: mmbench has no conf/model/{m}.yaml yet")
+        if "mmbench" in profiles and m not in same:
+            raise SystemExit(f"--models {m}: no translation of mmbench's hyperparameters to {peer}'s yet (SAME)")
 
 
 def mmbench_split(cfg: DictConfig) -> tuple[Dataset, Split]:
