@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import nn
+
+from mmbench.data.interactions import Interactions
 from mmbench.encoders.base import ModalityFeatures
 from mmbench.models.base import Capabilities, NeuralRecommender
 
@@ -58,3 +61,13 @@ class MultimodalRecommender(NeuralRecommender):
             raise ValueError(
                 f"{type(self).__name__} needs item features: call set_features() (the pipeline does, from `encoders`)"
             )
+
+    def build_id_embeddings(self, train: Interactions) -> None:
+        """The opening of FREEDOM's, BM3's and LATTICE's ``build``: check the features, then Xavier-uniform user and
+        item id embeddings (``user_emb``, ``item_emb``) of ``embedding_dim``, created and initialised in that order."""
+        self.check_features()
+        self.n_users, self.n_items = train.n_users, train.n_items
+        self.user_emb = nn.Embedding(self.n_users, self.embedding_dim)
+        self.item_emb = nn.Embedding(self.n_items, self.embedding_dim)
+        nn.init.xavier_uniform_(self.user_emb.weight)
+        nn.init.xavier_uniform_(self.item_emb.weight)

@@ -75,13 +75,8 @@ class BM3(MultimodalRecommender):
         self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def build(self, train: Interactions) -> None:
-        self.check_features()
-        self.n_users, self.n_items = train.n_users, train.n_items
+        self.build_id_embeddings(train)
         d = self.embedding_dim
-        self.user_emb = nn.Embedding(self.n_users, d)
-        self.item_emb = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_emb.weight)
-        nn.init.xavier_uniform_(self.item_emb.weight)
         self.predictor = nn.Linear(d, d)
         nn.init.xavier_normal_(self.predictor.weight)
         self.tables = nn.ParameterDict()

@@ -64,13 +64,8 @@ class FREEDOM(MultimodalRecommender):
         self.modality_weights = None if modality_weights is None else list(modality_weights)
 
     def build(self, train: Interactions) -> None:
-        self.check_features()
-        self.n_users, self.n_items = train.n_users, train.n_items
+        self.build_id_embeddings(train)
         d = self.embedding_dim
-        self.user_emb = nn.Embedding(self.n_users, d)
-        self.item_emb = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_emb.weight)
-        nn.init.xavier_uniform_(self.item_emb.weight)
         frozen = {m: (f.require_frozen("FREEDOM"), f.mask) for m, f in self.features.items()}
         mm, weights = modality_graph(frozen, self.k, self.modality_weights, "FREEDOM")
         # None without modalities: no item-item graph

@@ -144,13 +144,7 @@ class LATTICE(MultimodalRecommender):
         self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def build(self, train: Interactions) -> None:
-        self.check_features()
-        self.n_users, self.n_items = train.n_users, train.n_items
-        d = self.embedding_dim
-        self.user_emb = nn.Embedding(self.n_users, d)
-        self.item_emb = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_emb.weight)
-        nn.init.xavier_uniform_(self.item_emb.weight)
+        self.build_id_embeddings(train)
         self.tables = nn.ParameterDict()
         self.proj = nn.ModuleDict()
         fixed: list[Edges] = []
