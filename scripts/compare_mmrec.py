@@ -103,11 +103,17 @@ def same_vbpr(cfg: DictConfig) -> dict:
     return training(cfg) | {"embedding_size": int(m.embedding_dim), "reg_weight": float(m.reg)}
 
 
+def both_modalities(cfg: DictConfig, model: str) -> list[str]:
+    """The run's modalities, which must be image and text: MMRec's multimodal models read both feature files."""
+    names = list(cfg.encoders) if cfg.model.modalities is None else list(cfg.model.modalities)
+    if sorted(names) != ["image", "text"]:
+        raise SystemExit(f"{model}: MMRec's {PEER_CLASS[model]} reads image and text; mmbench's run has {names}")
+    return names
+
+
 def same_freedom(cfg: DictConfig) -> dict:
     m = cfg.model
-    names = list(cfg.encoders) if m.modalities is None else list(m.modalities)
-    if sorted(names) != ["image", "text"]:
-        raise SystemExit(f"freedom: MMRec's FREEDOM reads image and text; mmbench's run has {names}")
+    names = both_modalities(cfg, "freedom")
     w = [1.0] * len(names) if m.modality_weights is None else [float(v) for v in m.modality_weights]
     return training(cfg) | {
         "embedding_size": int(m.embedding_dim),
@@ -121,13 +127,45 @@ def same_freedom(cfg: DictConfig) -> dict:
     }
 
 
-# mmbench's hyperparameters in MMRec's terms, per mmbench model. mmbench's `bm3` and `lattice` exist but have no
-# translation here yet (PEER_CLASS has them): `--profiles mmbench --models bm3` says so before any work.
+def same_bm3(cfg: DictConfig) -> dict:
+    # MMRec's BM3 projects both modalities to embedding_size (its feat_embed_dim is ignored) and reads both files
+    m = cfg.model
+    both_modalities(cfg, "bm3")
+    return training(cfg) | {
+        "embedding_size": int(m.embedding_dim),
+        "n_layers": int(m.n_layers),
+        "dropout": float(m.dropout),
+        "reg_weight": float(m.reg_weight),
+        "cl_weight": float(m.cl_weight),
+    }
+
+
+def same_lattice(cfg: DictConfig) -> dict:
+    # MMRec's LightGCN depth is len(weight_size); its learning-rate decay 0.96^(epoch/50), which mmbench's LATTICE
+    # does not apply, is switched off (a factor 1)
+    m = cfg.model
+    both_modalities(cfg, "lattice")
+    return training(cfg) | {
+        "embedding_size": int(m.embedding_dim),
+        "feat_embed_dim": int(m.feat_embed_dim),
+        "weight_size": [int(m.embedding_dim)] * int(m.n_ui_layers),
+        "knn_k": int(m.k),
+        "lambda_coeff": float(m.lambda_coeff),
+        "n_layers": int(m.n_layers),
+        "reg_weight": float(m.reg_weight),
+        "cf_model": "lightgcn",
+        "learning_rate_scheduler": [1.0, 50],
+    }
+
+
+# mmbench's hyperparameters in MMRec's terms, per mmbench model
 SAME: dict[str, Callable[[DictConfig], dict]] = {
     "bpr": same_bpr,
     "lightgcn": same_lightgcn,
     "vbpr": same_vbpr,
     "freedom": same_freedom,
+    "bm3": same_bm3,
+    "lattice": same_lattice,
 }
 MODELS = list(SAME)
 

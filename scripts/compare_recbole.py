@@ -88,13 +88,28 @@ def same_itemknn(cfg: DictConfig) -> dict:
     return {"k": int(cfg.model.k), "shrink": float(cfg.model.shrink)}
 
 
-# mmbench's hyperparameters in RecBole's terms, per mmbench model. mmbench's `multivae` exists but has no translation
-# here yet (its PEER_CLASS entry is there): `--profiles mmbench --models multivae` says so before any work.
+def same_multivae(cfg: DictConfig) -> dict:
+    # encoder_dims [600, 200] = RecBole's mlp_hidden_size [600] + latent_dimension 200; the batch is not translated:
+    # mmbench draws `users_per_batch` users, RecBole's train_batch_size counts its data loader's rows
+    m = cfg.model
+    dims = [int(d) for d in m.encoder_dims]
+    return training(cfg) | {
+        "mlp_hidden_size": dims[:-1],
+        "latent_dimension": dims[-1],
+        "dropout_prob": float(m.dropout),
+        "anneal_cap": float(m.beta_max),
+        "total_anneal_steps": int(m.total_anneal_steps),
+        "learning_rate": float(m.optimizer.lr),
+    }
+
+
+# mmbench's hyperparameters in RecBole's terms, per mmbench model
 SAME: dict[str, Callable[[DictConfig], dict]] = {
     "bpr": same_bpr,
     "lightgcn": same_lightgcn,
     "ease": same_ease,
     "itemknn": same_itemknn,
+    "multivae": same_multivae,
 }
 MODELS = list(SAME)
 

@@ -56,7 +56,26 @@ def test_other_models_settings(script):
     lg = script.SAME["lightgcn"](cfg("lightgcn"))
     assert (lg["n_layers"], lg["reg_weight"], lg["learning_rate"]) == (3, 1e-4, 0.005)
     assert script.SAME["bpr"](cfg("bpr"))["reg_weight"] == 1e-3
-    assert set(script.MODELS) == {"bpr", "lightgcn", "vbpr", "freedom"}
+    assert set(script.MODELS) == {"bpr", "lightgcn", "vbpr", "freedom", "bm3", "lattice"}
+
+
+def test_bm3_and_lattice_settings(script):
+    b = script.SAME["bm3"](cfg("bm3"))
+    assert {k: b[k] for k in ("embedding_size", "n_layers", "dropout", "reg_weight", "cl_weight", "learning_rate")} == {
+        "embedding_size": 64,
+        "n_layers": 1,
+        "dropout": 0.3,
+        "reg_weight": 0.1,
+        "cl_weight": 2.0,
+        "learning_rate": 0.001,
+    }
+    lt = script.SAME["lattice"](cfg("lattice", "model.n_ui_layers=3", "model.k=7"))
+    # MMRec's LightGCN depth is len(weight_size); its learning-rate decay is switched off as mmbench has none
+    assert lt["weight_size"] == [64, 64, 64] and lt["knn_k"] == 7 and lt["learning_rate_scheduler"] == [1.0, 50]
+    assert (lt["lambda_coeff"], lt["n_layers"], lt["reg_weight"], lt["cf_model"]) == (0.9, 1, 1e-4, "lightgcn")
+    for m in ("bm3", "lattice"):
+        with pytest.raises(SystemExit, match=f"{m}: MMRec's {script.PEER_CLASS[m]} reads image and text"):
+            script.SAME[m](cfg(m, "model.modalities=[image]"))
 
 
 def test_models_it_cannot_run_fail_before_any_work(script, tmp_path, monkeypatch):
@@ -66,6 +85,8 @@ def test_models_it_cannot_run_fail_before_any_work(script, tmp_path, monkeypatch
             script.check_models([m], ["defaults"])
     (tmp_path / "conf" / "model").mkdir(parents=True)
     (tmp_path / "conf" / "model" / "bm3.yaml").write_text("")
-    script.check_models(["bm3"], ["defaults"])
+    script.check_models(["bm3"], ["defaults", "mmbench"])
+    monkeypatch.setattr(script, "SAME", {k: v for k, v in script.SAME.items() if k != "bm3"})
+    script.check_models(["bm3"], ["defaults"])  # MMRec's defaults need no translation
     with pytest.raises(SystemExit, match="no translation of mmbench's hyperparameters to MMRec's yet"):
         script.check_models(["bm3"], ["defaults", "mmbench"])

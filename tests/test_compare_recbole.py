@@ -20,8 +20,8 @@ def script():
     return mod
 
 
-def cfg(model: str):
-    return compose(["experiment=topn_ml100k", f"model={model}", "logger=none"])
+def cfg(model: str, *more: str):
+    return compose(["experiment=topn_ml100k", f"model={model}", "logger=none", *more])
 
 
 def test_same_settings_are_mmbenchs(script):
@@ -44,7 +44,21 @@ def test_same_settings_are_mmbenchs(script):
     )
     assert script.SAME["ease"](cfg("ease")) == {"reg_weight": 250.0}
     assert script.SAME["itemknn"](cfg("itemknn")) == {"k": 200, "shrink": 10.0}
-    assert set(script.MODELS) == {"bpr", "lightgcn", "ease", "itemknn"}
+    mv = cfg("multivae", "model.encoder_dims=[300,100,50]")
+    assert script.SAME["multivae"](mv) == {
+        "train_batch_size": int(mv.trainer.batch_size),
+        "epochs": int(mv.trainer.max_epochs),
+        "stopping_step": int(mv.callbacks.early_stopping.patience),
+        "valid_metric": "NDCG@10",
+        "learner": "adam",
+        "mlp_hidden_size": [300, 100],
+        "latent_dimension": 50,
+        "dropout_prob": 0.5,
+        "anneal_cap": 0.2,
+        "total_anneal_steps": 200000,
+        "learning_rate": 0.001,
+    }
+    assert set(script.MODELS) == {"bpr", "lightgcn", "ease", "itemknn", "multivae"}
     assert all(m in script.PEER_CLASS for m in script.MODELS)
 
 
@@ -56,6 +70,8 @@ def test_models_it_cannot_run_fail_before_any_work(script, tmp_path, monkeypatch
         script.check_models(["multivae"], ["defaults"])
     (tmp_path / "conf" / "model").mkdir(parents=True)
     (tmp_path / "conf" / "model" / "multivae.yaml").write_text("")
+    script.check_models(["multivae"], ["defaults", "mmbench"])
+    monkeypatch.setattr(script, "SAME", {k: v for k, v in script.SAME.items() if k != "multivae"})
     script.check_models(["multivae"], ["defaults"])  # RecBole's defaults need no translation
     with pytest.raises(SystemExit, match="no translation of mmbench's hyperparameters to RecBole's yet"):
         script.check_models(["multivae"], ["mmbench"])

@@ -46,6 +46,17 @@ def main(job_file: str) -> None:
     from utils.dataset import RecDataset
     from utils.utils import get_model, init_seed
 
+    if not torch.cuda.is_available():
+        # some MMRec models (LATTICE, GRCN, MGCN, ...) call `.cuda()` unconditionally; on a machine without CUDA
+        # that call keeps the tensor where it is, which is all `use_gpu: False` asks of them
+        torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    import utils.utils as mmrec_utils
+
+    # MMRec's build_sim divides each feature row by its norm: an item without the modality (mmbench exports a zero
+    # row) gets NaN similarities, which LATTICE's learned graph spreads to every score. Those undefined entries, and
+    # only those, become 0 (no similarity); models bind the name when get_model imports them, after this line.
+    original_build_sim = mmrec_utils.build_sim
+    mmrec_utils.build_sim = lambda context: torch.nan_to_num(original_build_sim(context), nan=0.0)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     log = logging.getLogger()
     name = job["dataset"]
