@@ -76,6 +76,7 @@ class MLflowTracker:
 
     def start(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
         """Create (or find) the experiment and open a run; raise :class:`TrackingError` if the store fails."""
+        self.check()
         try:
             with self._init_lock():
                 self.client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -90,6 +91,25 @@ class MLflowTracker:
         if self.system_metrics:
             self._start_system_metrics()
         return self.run_id
+
+    def check(self) -> None:
+        """An MLflow server must answer before any work: one request to its ``/health`` page, no retries, so an
+        unreachable server fails the run in seconds with its URI named (not MLflow's retries, not after training)."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(f"{self.tracking_uri.rstrip('/')}/health", timeout=10).close()
+        except urllib.error.HTTPError:
+            pass  # it answered (a proxy or an auth layer may refuse /health): the MLflow calls tell the rest
+        except OSError as e:
+            reason = getattr(e, "reason", e)
+            raise TrackingError(
+                f"MLflow tracking server {self.tracking_uri} is unreachable ({reason}): start it (mlflow server ...) "
+                "or point MLFLOW_TRACKING_URI / logger.tracking_uri at a running one"
+            ) from e
 
     @contextmanager
     def _init_lock(self) -> Iterator[None]:
