@@ -253,8 +253,6 @@ class OptunaSweeper(Sweeper):
         import optuna
         from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)
-
         def stale(study: Any, trial: Any) -> None:
             log.warning(
                 "trial %d: its worker stopped (no heartbeat for %d s); marked FAIL", trial.number, self.grace_period
@@ -264,6 +262,7 @@ class OptunaSweeper(Sweeper):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)
             rdb = RDBStorage(
                 self.storage,
                 heartbeat_interval=self.heartbeat_interval,

@@ -30,6 +30,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 # ExperimentKind enum): mmbench's experiments hold model-training runs, not GenAI traces.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# how a lost insert race reads (PostgreSQL, SQLite, MySQL) in the store error an MLflow server passes on
+DUPLICATE_KEY = ("duplicate key value", "UNIQUE constraint failed", "Duplicate entry")
 
 
 class MLflowTracker:
@@ -255,7 +257,16 @@ class MLflowTracker:
             DatasetInput(_Part(p)._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, p.context)])
             for p in parts
         ]
-        self.client.log_inputs(self.run_id, datasets=inputs)
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except Exception as e:
+                # runs of one split logged at once through a shared server: both insert the new dataset and one loses
+                # on its key; the dataset exists then, and the next attempt only links it to the run
+                if attempt == 2 or not any(m in str(e) for m in DUPLICATE_KEY):
+                    raise
+                log.info("dataset inputs: a parallel run created the same dataset, logging again (%s)", e)
 
     def log_model(self, topk: TopK) -> dict[str, float]:
         """``logger.log_model``: the fitted recommender as a pyfunc model ``model`` of the run (see

@@ -101,7 +101,7 @@ class Postgres:
         """A new empty database; its SQLAlchemy URL (the one Optuna and MLflow take)."""
         cmd = [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name]
         subprocess.run(cmd, check=True, capture_output=True)
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -119,7 +119,7 @@ class MLflowServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = ["mlflow", "server", "--backend-store-uri", backend]
         self.command += ["--artifacts-destination", str(folder / "mlartifacts")]
-        self.command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "2"]
+        self.command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> MLflowServer:
