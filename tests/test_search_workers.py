@@ -139,6 +139,10 @@ def test_the_table_reads_the_trials_back_through_the_server(search, mlflow_serve
     argv += ["--metrics", "val/ndcg@10", "--results-dir", str(tmp_path), "--no-plots"]
     assert mmbench_table(argv) == 0
     table = (tmp_path / "trials" / "README.md").read_text()
-    for t in study.trials:
-        if t.state == TrialState.COMPLETE:
-            assert f"| {t.number} " in table and f"{t.value:.4f}" in table, (t.number, table)
+    cells = [line.strip("|").split("|") for line in table.splitlines() if line.startswith("| ")]
+    assert [c.strip() for c in cells[0]] == ["optuna_trial", "val/ndcg@10"], table
+    rows = {c[0].strip(): c[1] for c in cells[1:]}
+    complete = {str(t.number): t.value for t in study.trials if t.state == TrialState.COMPLETE}
+    assert set(rows) == set(complete), table  # the killed trial's run is FAILED, not FINISHED: no row
+    for number, value in complete.items():
+        assert f"{value:.4f}" in rows[number], (number, table)
