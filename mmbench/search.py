@@ -3,7 +3,7 @@
 
 Why our own sweeper: the published hydra-optuna-sweeper (1.3.0) requires optuna<3, and optuna 2.10
 with SQLAlchemy 2 cannot open an SQLite storage. This sweeper runs current Optuna with any
-persistent storage (SQLite by default, any SQLAlchemy URL), so studies resume after an interruption
+persistent storage (SQLite by default, PostgreSQL or MySQL), so studies resume after an interruption
 and several workers can share one study. Hydra's plugin discovery imports this module on every ``mmbench`` start:
 it imports no Lightning, MLflow or Optuna at module level (``tests/test_startup.py``).
 
@@ -11,12 +11,25 @@ Each trial is one ordinary ``mmbench`` job with sampled overrides: it is validat
 set only (``evaluate_test=false``), reports the monitored validation metric every epoch (the pruner
 may stop it), and is an MLflow child run of the study's parent run. After the search the best
 parameters are written as an override file and retrained with ``final_seeds``, each tested once.
+
+Several workers (``mmbench -m hparams_search=...`` started on any machines with the same storage and study name)
+share the study: ``n_trials`` is the study's total, trials are asked under a study lock (:class:`StudyLock`), each
+running trial has a heartbeat, a trial whose worker died is failed and retried by another worker, and the best
+configuration is retrained once, by the worker that finds the budget spent and nothing running.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
-from collections.abc import Sequence
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +85,65 @@ def _built(node: Any) -> Any:
     return instantiate(node) if isinstance(node, (DictConfig, dict)) else node
 
 
+class StudyLock:
+    """Serialises the steps of a shared study that must not interleave between workers: creating the study (and
+    Optuna's tables), asking trials within the budget, claiming the final retraining. PostgreSQL and MySQL: a database
+    lock held by this process's connection; SQLite: a lock file beside the database. Either is released when the
+    process dies, so a killed worker never blocks the others."""
+
+    def __init__(self, storage: str, study_name: str) -> None:
+        import sqlalchemy
+
+        url = sqlalchemy.engine.make_url(storage)
+        self.backend, self.name = url.get_backend_name(), f"mmbench-optuna:{study_name}"
+        if self.backend == "sqlite":
+            if not url.database or url.database == ":memory:":
+                raise SearchError(f"hydra.sweeper.storage={storage}: an SQLite study needs a file")
+            db = Path(url.database)
+            db.parent.mkdir(parents=True, exist_ok=True)
+            self.file = db.with_name(db.name + ".lock")
+        elif self.backend in ("postgresql", "mysql", "mariadb"):
+            self.engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
+        else:
+            raise SearchError(
+                f"hydra.sweeper.storage={storage}: use sqlite, postgresql or mysql (workers lock the study)"
+            )
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self.backend == "sqlite":
+            with open(self.file, "w") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+            return
+        from sqlalchemy import text
+
+        if self.backend == "postgresql":  # advisory locks take a 64-bit key
+            key = int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:8], "big", signed=True)
+            acquire, release, args = "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)", {"k": key}
+        else:
+            acquire, release, args = "SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)", {"k": self.name[:64]}
+        with self.engine.connect() as conn:
+            conn.execute(text(acquire), args)
+            try:
+                yield
+            finally:
+                conn.execute(text(release), args)
+
+
+def budget(trials: Sequence[Any]) -> tuple[int, int]:
+    """(finished trials that count towards ``n_trials``, running trials). A trial failed by the heartbeat check (its
+    worker died) does not count when it was retried: its parameters run again as a new trial."""
+    from optuna.trial import TrialState
+
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    counted = sum(t.state.is_finished() and t.number not in retried for t in trials)
+    return counted, sum(t.state == TrialState.RUNNING for t in trials)
+
+
 class OptunaSweeper(Sweeper):
     """``hydra/sweeper=mmbench_optuna``: see the module docstring and ``conf/hparams_search/``."""
 
@@ -87,17 +159,28 @@ class OptunaSweeper(Sweeper):
         params: dict[str, str],
         enqueue_trials: Sequence[dict[str, Any]],
         final_seeds: Sequence[int],
+        heartbeat_interval: int = 10,
+        grace_period: int = 60,
+        max_retry: int = 1,
     ) -> None:
         if direction not in ("maximize", "minimize"):
             raise SearchError(f"hydra.sweeper.direction={direction!r}: choose maximize or minimize")
         if not storage:
             raise SearchError("hydra.sweeper.storage is empty: trials report to the study through its storage")
+        if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
+            raise SearchError(
+                f"hydra.sweeper.heartbeat_interval={heartbeat_interval}, grace_period={grace_period}: "
+                "the interval is at least 1 s and the grace period longer than it"
+            )
         self.study_name, self.storage, self.direction = study_name, storage, direction
         self.n_trials, self.n_jobs = n_trials, max(1, n_jobs)
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.params = dict(params or {})
         self.enqueue_trials = [dict(t) for t in enqueue_trials or []]
         self.final_seeds = list(final_seeds or [])
+        self.heartbeat_interval, self.grace_period, self.max_retry = heartbeat_interval, grace_period, max_retry
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._stale: list[int] = []  # trials this worker found dead, their MLflow runs still to be closed
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
@@ -129,7 +212,8 @@ class OptunaSweeper(Sweeper):
             raise SearchError(f"hydra.sweeper.direction={self.direction} but val/{monitor} is better when {mode}")
         return monitor
 
-    def _parent_run(self) -> Any:
+    def _tracker(self) -> Any:
+        """The study's MLflow tracker, its store checked before anything else (an unreachable server fails here)."""
         from mmbench.tracking import MLflowTracker
 
         tracker = instantiate(self.config.logger)
@@ -138,11 +222,17 @@ class OptunaSweeper(Sweeper):
                 f"hparams_search logs its study as an MLflow parent run of the trials: use logger=mlflow, "
                 f"not {self.config.logger._target_}"
             )
+        tracker.check()
+        return tracker
+
+    def _parent_run(self, tracker: Any = None) -> Any:
+        """The study's parent run: found by its tags (a resumed study, another worker) or created. Workers call this
+        under the study lock, so they share one."""
+        tracker = tracker or self._tracker()
         tags = {"mmbench_role": "optuna_study", "optuna_study": self.study_name, "optuna_storage": self.storage}
-        client_uri = tracker.tracking_uri
         from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(client_uri)
+        client = MlflowClient(tracker.tracking_uri)
         exp = client.get_experiment_by_name(tracker.experiment)
         if exp is not None:
             found = client.search_runs(
@@ -157,36 +247,153 @@ class OptunaSweeper(Sweeper):
         tracker.start(run_name=f"optuna-{self.study_name}", tags=tags)
         return tracker
 
+    def _open_study(self) -> tuple[Any, Any]:
+        """The study in an RDB storage with heartbeats (a trial whose worker stops beating for ``grace_period`` s is
+        failed and, up to ``max_retry`` times, enqueued again with its parameters). Called under the study lock."""
+        import optuna
+        from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+        def stale(study: Any, trial: Any) -> None:
+            log.warning(
+                "trial %d: its worker stopped (no heartbeat for %d s); marked FAIL", trial.number, self.grace_period
+            )
+            self._stale.append(trial.number)
+            retry(study, trial)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)
+            rdb = RDBStorage(
+                self.storage,
+                heartbeat_interval=self.heartbeat_interval,
+                grace_period=self.grace_period,
+                heartbeat_stale_trial_callback=stale,
+            )
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=rdb,
+            pruner=_built(self.pruner_cfg),
+            direction=self.direction,
+            load_if_exists=True,
+        )
+        workers = list(study.user_attrs.get("mmbench_workers", []))
+        study.set_user_attr("mmbench_workers", [*workers, self.worker])
+        study.sampler = self._sampler(len(workers))
+        return study, rdb
+
+    def _sampler(self, index: int) -> Any:
+        """The configured sampler; the ``index``-th worker of a study (resumes included) adds ``index`` to its seed,
+        so workers do not draw the same parameters."""
+        node = OmegaConf.select(self.config, "hydra.sweeper.sampler") if hasattr(self, "config") else None
+        if isinstance(node, DictConfig) and node.get("seed") is not None and index:
+            node = OmegaConf.merge(node, {"seed": int(node.seed) + index})
+            log.info("worker %d of study %s: sampler seed %d", index, self.study_name, node.seed)
+            return instantiate(node)
+        return _built(self.sampler_cfg)
+
+    def _fail_orphans(self, study: Any, rdb: Any) -> None:
+        """Fail RUNNING trials without a heartbeat: left by an interrupted search that kept none (workers of this
+        sweeper record one under the lock as they ask), they would otherwise run forever. They count as finished."""
+        from optuna.trial import TrialState
+        from sqlalchemy import text
+
+        query = (
+            "SELECT t.trial_id, t.number FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+            "WHERE t.study_id = :s AND t.state = 'RUNNING' AND h.trial_id IS NULL"
+        )
+        with rdb.engine.connect() as conn:
+            orphans = conn.execute(text(query), {"s": study._study_id}).all()
+        for trial_id, number in orphans:
+            log.warning("trial %d was left running by an interrupted search: marked FAIL", number)
+            study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+    def _ask(self, study: Any, rdb: Any, space: dict[str, Any]) -> tuple[list[Any], int, int]:
+        """Under the study lock: fail dead workers' trials, then ask as many trials as the budget leaves (at most
+        ``n_jobs``; enqueued and retried trials first), each with a first heartbeat. Returns (trials, counted,
+        running) as they were before asking."""
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            optuna.storages.fail_stale_trials(study)
+            counted, running = budget(study.get_trials(deepcopy=False))
+            asked = []
+            for _ in range(min(self.n_jobs, self.n_trials - counted - running)):
+                trial = study.ask(space)
+                trial.set_user_attr("worker", self.worker)
+                rdb.record_heartbeat(trial._trial_id)
+                asked.append(trial)
+        return asked, counted, running
+
+    @contextmanager
+    def _heartbeats(self, rdb: Any, trials: list[Any]) -> Iterator[None]:
+        """Record the trials' heartbeats every ``heartbeat_interval`` s while they run (in this process or a job's)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_interval):
+                for t in trials:
+                    rdb.record_heartbeat(t._trial_id)
+
+        thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _close_stale_runs(self, parent: Any) -> None:
+        """End the MLflow runs of trials whose worker died (they stay RUNNING otherwise) as FAILED."""
+        while self._stale:
+            number = self._stale.pop()
+            query = f"tags.`mlflow.parentRunId` = '{parent.run_id}' and tags.optuna_trial = '{number}'"
+            for run in parent.client.search_runs([parent.experiment_id], query):
+                if run.info.status == "RUNNING":
+                    parent.client.set_tag(run.info.run_id, "optuna_state", "FAIL (worker stopped)")
+                    parent.client.set_terminated(run.info.run_id, "FAILED")
+
     def sweep(self, arguments: list[str]) -> Any:
         import optuna
         from optuna.trial import TrialState
 
         fixed, space = self._space(arguments)
         monitor = self._check_direction()
+        tracker = self._tracker()
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        study = optuna.create_study(
-            study_name=self.study_name,
-            storage=self.storage,
-            sampler=_built(self.sampler_cfg),
-            pruner=_built(self.pruner_cfg),
-            direction=self.direction,
-            load_if_exists=True,
-        )
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            log.warning("trial %d was left running by an interrupted search: marked FAIL", t.number)
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        if not study.trials:
-            for params in self.enqueue_trials:
-                study.enqueue_trial(params)
-        parent = self._parent_run()
+        lock = StudyLock(self.storage, self.study_name)
+        with lock():
+            study, rdb = self._open_study()
+            self._fail_orphans(study, rdb)
+            if not study.trials:
+                for params in self.enqueue_trials:
+                    study.enqueue_trial(params)
+            parent = self._parent_run(tracker)
+        parent.experiment_id = parent.experiment_id or parent.client.get_run(parent.run_id).info.experiment_id
         parent.set_tags({"sweep_id": str(sweep_dir.resolve())})
         parent.flush()  # visible while the trials run
-        done = len([t for t in study.trials if t.state.is_finished()])
-        log.info("study %s: %d trials finished, running %d more", self.study_name, done, self.n_trials - done)
-        job_idx = 0
-        while done < self.n_trials:
-            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
+        log.info(
+            "study %s, worker %s: %d trials finished of %d",
+            self.study_name,
+            self.worker,
+            budget(study.trials)[0],
+            self.n_trials,
+        )
+        job_idx, claimed = 0, False
+        final_key = f"mmbench_final:n_trials={self.n_trials}:seeds={','.join(map(str, self.final_seeds))}"
+        while True:
+            with lock():
+                trials, counted, running = self._ask(study, rdb, space)
+                if not trials and not running:  # the budget is spent and nothing runs: retrain the best, once
+                    claimed = self._claim(study, final_key)
+            self._close_stale_runs(parent)
+            if not trials:
+                if not running:
+                    break
+                time.sleep(self.heartbeat_interval)  # another worker's trial may die and come back to be retried
+                continue
             batch = [
                 fixed
                 + [f"{k}={v}" for k, v in t.params.items()]
@@ -200,7 +407,8 @@ class OptunaSweeper(Sweeper):
                 for t in trials
             ]
             self.validate_batch_is_legal(batch)
-            returns = self.launcher.launch(batch, initial_job_idx=job_idx)
+            with self._heartbeats(rdb, trials):
+                returns = self.launcher.launch(batch, initial_job_idx=job_idx)
             job_idx += len(batch)
             for trial, ret in zip(trials, returns, strict=True):
                 try:
@@ -209,13 +417,32 @@ class OptunaSweeper(Sweeper):
                     study.tell(trial, state=TrialState.PRUNED)
                 except Exception as e:  # a failed trial must not end the study, but must be visible
                     log.error("trial %d failed: %s", trial.number, e)
+                    trial.set_user_attr("error", str(e)[:2000])
                     study.tell(trial, state=TrialState.FAIL)
-                    if done == 0 and trial.number == 0:
+                    if trial.number == 0:
                         raise
                 else:
                     study.tell(trial, float(value))
-                done += 1
-        return self._finish(study, fixed, parent, sweep_dir, monitor, job_idx)
+        if not claimed:
+            claim = study.user_attrs.get(final_key, {})
+            print(f"study {self.study_name}: {self.n_trials} trials done; final retraining by {claim.get('worker')}")
+            return []
+        try:
+            results = self._finish(study, fixed, parent, sweep_dir, monitor, job_idx)
+        except BaseException:
+            study.set_user_attr(final_key, {"worker": self.worker, "status": "failed"})
+            raise
+        study.set_user_attr(final_key, {"worker": self.worker, "status": "done"})
+        return results
+
+    def _claim(self, study: Any, key: str) -> bool:
+        """Claim the final retraining of this budget for this worker (under the study lock): only when no worker
+        claimed it yet, or its retraining failed."""
+        claim = study.user_attrs.get(key)
+        if claim and claim.get("status") != "failed":
+            return False
+        study.set_user_attr(key, {"worker": self.worker, "status": "running"})
+        return True
 
     def _finish(self, study: Any, fixed: list[str], parent: Any, sweep_dir: Path, monitor: str, job_idx: int) -> Any:
         from optuna.trial import TrialState

@@ -49,3 +49,33 @@ def ml1m_dir() -> Path:
     if os.environ.get("MMBENCH_REQUIRE_DATA"):
         pytest.fail(f"ML-1M not found under MMBENCH_DATA_DIR={d!r} and MMBENCH_REQUIRE_DATA is set")
     pytest.skip(f"ML-1M not found under MMBENCH_DATA_DIR={d!r}")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server on 127.0.0.1 for the session (``tests/helpers/services.py``); skipped without
+    Debian's ``postgresql`` binaries, failed when ``MMBENCH_REQUIRE_SERVICES`` is set."""
+    import pwd
+
+    from tests.helpers.services import Postgres, need, postgres_bindir
+
+    bindir = postgres_bindir()
+    need("no PostgreSQL server binaries (Debian: apt-get install postgresql)", bindir is not None)
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            need("running as root without a 'postgres' system user to run the server as", False)
+    server = Postgres(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres, tmp_path_factory):
+    """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend and artifacts in a local folder it serves."""
+    from tests.helpers.services import MLflowServer
+
+    server = MLflowServer(postgres.database("mlflow"), tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server
+    server.stop()

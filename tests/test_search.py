@@ -161,3 +161,41 @@ def test_grid_sweeper_composes_each_override_value_once_before_the_jobs():
     assert composed == [grid[0], grid[1], grid[2], grid[4]]
     with pytest.raises(ValueError, match="model/nope"):
         sweeper.validate_batch_is_legal([*grid, ["model=nope", "split.fold=0"]])
+
+
+def test_the_budget_counts_finished_trials_except_those_run_again():
+    """Shared studies: a trial failed because its worker died and then retried does not count towards n_trials, its
+    retry does; an error, a pruned trial or a last failed retry (max_retry spent) count; running trials are apart."""
+    from optuna.distributions import IntDistribution
+    from optuna.trial import create_trial
+
+    from mmbench.search import budget
+
+    dist = {"x": IntDistribution(0, 9)}
+
+    def trial(number, state, **system_attrs):
+        t = create_trial(state=state, params={"x": 1}, distributions=dist, system_attrs=system_attrs)
+        t.number = number
+        return t
+
+    S = optuna.trial.TrialState
+    trials = [
+        trial(0, S.PRUNED),
+        trial(1, S.FAIL),  # worker died; retried as 3, which died too and was retried as 4
+        trial(2, S.FAIL),  # an error in the job (or the last retry): counts
+        trial(3, S.FAIL, failed_trial=1, retry_history=[1]),
+        trial(4, S.RUNNING, failed_trial=1, retry_history=[1, 3]),
+        trial(5, S.RUNNING),
+    ]
+    assert budget(trials) == (2, 2)  # 0 and 2 count; 1 and 3 were run again; 4 and 5 run
+
+
+def test_shared_study_settings_are_checked(tmp_path):
+    from mmbench.search import OptunaSweeper, SearchError, StudyLock
+
+    with pytest.raises(SearchError, match="heartbeat_interval=5, grace_period=5"):
+        OptunaSweeper("s", f"sqlite:///{tmp_path}/o.db", "maximize", 2, 1, None, None, {}, [], [], 5, 5)
+    with pytest.raises(SearchError, match="use sqlite, postgresql or mysql"):
+        StudyLock("oracle://host/db", "s")
+    with pytest.raises(SearchError, match="needs a file"):
+        StudyLock("sqlite:///:memory:", "s")

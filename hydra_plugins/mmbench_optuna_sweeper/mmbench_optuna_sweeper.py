@@ -29,6 +29,9 @@ class MmbenchOptunaSweeperConf:
     params: Dict[str, str] = field(default_factory=dict)  # noqa: UP006
     enqueue_trials: List[Any] = field(default_factory=list)  # noqa: UP006
     final_seeds: List[int] = field(default_factory=list)  # noqa: UP006
+    heartbeat_interval: int = 10
+    grace_period: int = 60
+    max_retry: int = 1
 
 
 ConfigStore.instance().store(

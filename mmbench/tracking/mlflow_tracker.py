@@ -30,6 +30,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 # ExperimentKind enum): mmbench's experiments hold model-training runs, not GenAI traces.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# how a lost insert race reads (PostgreSQL, SQLite, MySQL) in the store error an MLflow server passes on
+DUPLICATE_KEY = ("duplicate key value", "UNIQUE constraint failed", "Duplicate entry")
 
 
 class MLflowTracker:
@@ -76,6 +78,7 @@ class MLflowTracker:
 
     def start(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
         """Create (or find) the experiment and open a run; raise :class:`TrackingError` if the store fails."""
+        self.check()
         try:
             with self._init_lock():
                 self.client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -90,6 +93,25 @@ class MLflowTracker:
         if self.system_metrics:
             self._start_system_metrics()
         return self.run_id
+
+    def check(self) -> None:
+        """An MLflow server must answer before any work: one request to its ``/health`` page, no retries, so an
+        unreachable server fails the run in seconds with its URI named (not MLflow's retries, not after training)."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(f"{self.tracking_uri.rstrip('/')}/health", timeout=10).close()
+        except urllib.error.HTTPError:
+            pass  # it answered (a proxy or an auth layer may refuse /health): the MLflow calls tell the rest
+        except OSError as e:
+            reason = getattr(e, "reason", e)
+            raise TrackingError(
+                f"MLflow tracking server {self.tracking_uri} is unreachable ({reason}): start it (mlflow server ...) "
+                "or point MLFLOW_TRACKING_URI / logger.tracking_uri at a running one"
+            ) from e
 
     @contextmanager
     def _init_lock(self) -> Iterator[None]:
@@ -235,7 +257,16 @@ class MLflowTracker:
             DatasetInput(_Part(p)._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, p.context)])
             for p in parts
         ]
-        self.client.log_inputs(self.run_id, datasets=inputs)
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except Exception as e:
+                # runs of one split logged at once through a shared server: both insert the new dataset and one loses
+                # on its key; the dataset exists then, and the next attempt only links it to the run
+                if attempt == 2 or not any(m in str(e) for m in DUPLICATE_KEY):
+                    raise
+                log.info("dataset inputs: a parallel run created the same dataset, logging again (%s)", e)
 
     def log_model(self, topk: TopK) -> dict[str, float]:
         """``logger.log_model``: the fitted recommender as a pyfunc model ``model`` of the run (see

@@ -207,3 +207,32 @@ def test_waiting_params_are_logged_when_a_run_fails(tmp_path):
     t.end("FAILED")
     run = MlflowClient(uri).get_run(t.run_id)
     assert run.data.params == {"model.k": "3"} and run.info.status == "FAILED"
+
+
+def test_dataset_inputs_survive_a_parallel_run_creating_the_same_dataset(tmp_path, monkeypatch):
+    """Two runs of one split logged at once through an MLflow server on PostgreSQL both insert the dataset; the loser
+    gets the server's duplicate-key error (seen in tests/test_search_workers.py) and logs again, linking it."""
+    from mlflow.exceptions import MlflowException
+
+    from mmbench.tracking.base import DataPart
+
+    tracker = MLflowTracker(f"sqlite:///{tmp_path}/mlflow.db", "race")
+    tracker.start()
+    calls = []
+    real = tracker.client.log_inputs
+
+    def lose_the_first_race(run_id, datasets):
+        calls.append(run_id)
+        if len(calls) == 1:
+            raise MlflowException(
+                '(psycopg.errors.UniqueViolation) duplicate key value violates constraint "dataset_pk"'
+            )
+        return real(run_id, datasets=datasets)
+
+    monkeypatch.setattr(tracker.client, "log_inputs", lose_the_first_race)
+    (tmp_path / "train.tsv").write_text("")
+    tracker.log_inputs([DataPart("synthetic", "abc-train", str(tmp_path / "train.tsv"), "train", {"rows": 1})])
+    tracker.end()
+    assert len(calls) == 2
+    run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(tracker.run_id)
+    assert [d.dataset.digest for d in run.inputs.dataset_inputs] == ["abc-train"]
