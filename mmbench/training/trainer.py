@@ -85,7 +85,7 @@ class NeuralTrainer:
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     ) -> None:
         metric_for(monitor)  # fails early on an unknown metric name
-        processes(devices, accelerator, strategy)  # fails early on an unsupported device count or strategy
+        self.processes = processes(devices, accelerator, strategy)  # fails early on unsupported devices / strategy
         self.max_epochs, self.batch_size, self.monitor = max_epochs, batch_size, monitor
         self.patience, self.min_delta, self.precision = patience, min_delta, precision
         self.accelerator, self.devices, self.strategy = accelerator, devices, strategy
@@ -162,7 +162,8 @@ class NeuralTrainer:
             max_epochs=self.max_epochs,
             accelerator=self.accelerator,
             devices=self.devices,
-            strategy=self.strategy,
+            # one process: never a process group (Lightning's ddp would set this process's rank variables)
+            strategy="auto" if self.processes == 1 and str(self.strategy).startswith("ddp") else self.strategy,
             precision=self.precision,
             logger=logger,
             callbacks=callbacks,
