@@ -23,7 +23,7 @@ MODELS = {
     "fusion_rec": ["model=fusion_rec", "+encoder@encoders.text=tfidf", "model.embedding_dim=16"],
 }
 # Test metrics of the two runs may differ by float rounding of the averaged gradients (the processes' shards of a
-# batch make up the single-process batch) and, for fusion_rec's early fusion, by which rows share a dropout draw.
+# batch make up the single-process batch) and, with dropout (0 in conf/fusion/early.yaml), by the rows' draws.
 # Measured on this data: no difference at all (identical to the last digit) for either model.
 TEST_TOLERANCE = 0.005  # absolute, on test/ndcg@20 and test/recall@20 (values about 0.13-0.29 here)
 
