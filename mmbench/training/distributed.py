@@ -47,7 +47,7 @@ def processes(devices: int | str | Sequence[int], accelerator: str, strategy: st
         n = devices
     else:
         raise ValueError(f"trainer.devices={devices!r}: give a number of devices (>= 1), a list of device ids or auto")
-    if accelerator in ("gpu", "cuda") and n > torch.cuda.device_count():
+    if accelerator in ("gpu", "cuda") and n > 1 and n > torch.cuda.device_count():  # one GPU: Lightning's own error
         raise ValueError(f"trainer.devices={devices!r} asks for {n} GPUs; this machine has {torch.cuda.device_count()}")
     name = strategy if isinstance(strategy, str) else type(strategy).__name__
     if n > 1 and name in _REFUSED:
