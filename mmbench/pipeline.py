@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import mmbench
-from mmbench.config import chosen_option, flatten, import_target, validate
+from mmbench.config import ConfigError, chosen_option, flatten, import_target, validate
 from mmbench.data.interactions import Dataset, Interactions
 from mmbench.data.readers import file_sha256
 from mmbench.data.train_content import content_for_training
@@ -34,7 +34,9 @@ from mmbench.models.base import Recommender
 from mmbench.splits import Split, Splitter, load_or_create
 from mmbench.tracking import Tracker
 from mmbench.tracking.base import DataPart
+from mmbench.tracking.null_tracker import NullTracker
 from mmbench.tracking.recommender_model import TopK, topk_frame
+from mmbench.training.distributed import RankGroup, launched_rank, mark_ready, processes
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +189,9 @@ def fit(
     model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: Tracker, workdir: Path
 ) -> dict[str, float]:
     """Fit on train (val for early stopping only); returns fit facts to log. Neural models (``capabilities.neural``)
-    are trained by the run's ``trainer``, the others by their own ``fit``."""
+    are trained by the run's ``trainer``, the others by their own ``fit``. With ``trainer.devices`` > 1 the other
+    DDP ranks are started here (:func:`run_rank` in new processes, given the resolved config) and joined for
+    training; in those ranks this only trains."""
     if model.capabilities.neural:
         cb = cfg.callbacks  # conf/callbacks: partial Lightning callbacks the trainer completes
         trainer = instantiate(
@@ -196,19 +200,70 @@ def fit(
             early_stopping=cb.early_stopping,
             checkpoint=cb.model_checkpoint,
         )
+        rank = launched_rank()
         callbacks = []
         if cfg.trial.number is not None and cb.optuna_pruning is not None:  # a trial: report, maybe get pruned
             from mmbench.search import load_trial
 
-            trial = load_trial(cfg.trial.study_name, cfg.trial.storage, int(cfg.trial.number))
+            trial = None if rank else load_trial(cfg.trial.study_name, cfg.trial.storage, int(cfg.trial.number))
             callbacks.append(instantiate(cb.optuna_pruning)(trial, metric_key(f"val/{cfg.trainer.monitor}")))
-        report = trainer.fit(model, split.train, split.val, evaluator, tracker.lightning_logger(), callbacks)
-        out = {"fit/epochs": float(report.epochs)}
+        args = (model, split.train, split.val, evaluator, tracker.lightning_logger(), callbacks)
+        world = processes(cfg.trainer.devices, cfg.trainer.accelerator, cfg.trainer.strategy)
+        if world > 1 and rank is None:  # rank 0 of a new group: start the others, train with them
+            root = str(Path(mmbench.__file__).resolve().parents[1])  # the others import this very code
+            env = {"PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+            command = [sys.executable, "-c", "from mmbench.pipeline import run_rank; run_rank()"]
+            with RankGroup(world, command, {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True)}, env):
+                report = trainer.fit(*args)
+        else:
+            if rank:
+                mark_ready()
+            report = trainer.fit(*args)
+        out = {"fit/epochs": float(report.epochs), "fit/processes": float(report.world_size)}
         if report.best_epoch is not None:
             out.update({"fit/best_epoch": float(report.best_epoch), "fit/best_val_monitor": report.best_score})
         return out
     model.fit(split.train, split.val)
     return {}
+
+
+def run_rank() -> None:
+    """Rank 1..N-1 of a DDP run (started by :func:`fit` of rank 0): the run's saved config rebuilds the data, split
+    (read back), features (from the cache) and model, then trains with rank 0; nothing is tracked or evaluated
+    here. A trial pruned by rank 0's decision ends quietly."""
+    from mmbench.training.distributed import group_file
+
+    cfg = OmegaConf.load(group_file("config.yaml"))
+    try:
+        run(cfg)
+    except BaseException as e:
+        if type(e).__name__ != "TrialPruned":
+            raise
+
+
+def _train_only(cfg: DictConfig) -> RunResult:
+    """What a DDP rank other than 0 does in :func:`run`: the stages up to training, untracked."""
+    tracker = NullTracker()
+    ds, split = load_data(cfg)
+    ds = content_for_training(ds, split.train)
+    features, _ = encode(cfg, ds, split, tracker)
+    user_features, _ = encode(cfg, ds, split, tracker, "user_encoders")
+    evaluator: Evaluator = instantiate(cfg.eval)
+    model: Recommender = instantiate(cfg.model)
+    give_features(model, features)
+    give_user_features(model, user_features)
+    with tempfile.TemporaryDirectory(prefix="mmbench-rank-") as tmp:
+        facts = fit(model, split, cfg, evaluator, tracker, Path(tmp))
+    return RunResult(facts, "", "", split)
+
+
+def check_devices(cfg: DictConfig) -> int:
+    """The number of training processes ``cfg.trainer`` asks for; an unsupported device count or strategy fails
+    before any work (a ConfigError naming the value)."""
+    try:
+        return processes(cfg.trainer.devices, cfg.trainer.accelerator, cfg.trainer.strategy)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def encode(
@@ -350,14 +405,20 @@ def check_candidates(cfg: DictConfig) -> dict[str, str]:
 def run(cfg: DictConfig) -> RunResult:
     """Run the configured benchmark; the test set is evaluated exactly once, after fitting.
 
-    With ``evaluate_test=false`` (hyperparameter-search trials) the test set is not touched at all.
+    With ``evaluate_test=false`` (hyperparameter-search trials) the test set is not touched at all. Under DDP
+    (``trainer.devices`` > 1) this process is rank 0: it alone opens the tracked run, writes the config, split and
+    artifacts and evaluates; the other ranks only train (:func:`run_rank`).
     """
     name = model_name(cfg)
     capabilities = getattr(import_target(str(cfg.model._target_)), "capabilities", None)
     validate(cfg, skip=() if capabilities is None or capabilities.neural else ("callbacks",))
     forced = check_candidates(cfg)
+    if capabilities is not None and capabilities.neural:
+        check_devices(cfg)
     torch.set_num_threads(int(cfg.threads))
     seed_everything(int(cfg.seed))
+    if launched_rank():  # DDP rank 1..N-1: train with rank 0, which alone tracks, evaluates and writes
+        return _train_only(cfg)
     tracker: Tracker = instantiate(cfg.logger)
     dataset_name = cfg.dataset.get("name") or getattr(import_target(cfg.dataset._target_), "name", "dataset")
     tracker.start(run_name=f"{name}-{dataset_name}-seed{cfg.seed}", tags=run_tags(cfg, name) | forced)

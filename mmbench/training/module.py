@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from mmbench.data.interactions import Interactions
+from mmbench.data.sampling import EpochBatches
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import NeuralRecommender
@@ -20,7 +21,13 @@ class RecModule(pl.LightningModule):
     """``training_step`` is the model's ``loss``; validation ranks all items for the validation users
     (training items masked) and logs ``val/<metric>_at_<k>`` for every metric of the evaluator; given the
     validation ``ratings`` (rating models), also ``val/rmse`` and ``val/mae`` at the end of each validation.
-    ``scheduler`` (a partial learning-rate scheduler given the optimizer) steps once per epoch."""
+    ``scheduler`` (a partial learning-rate scheduler given the optimizer) steps once per epoch.
+
+    Under DDP (``trainer.devices`` > 1) every process trains on its shard of each batch and ranks its shard of the
+    validation users (``shards``: the training and validation batch streams, sharded at ``setup``); the per-user
+    results of all processes are gathered, so each validation metric is the mean over every validation user once,
+    the value one process computes for the same weights, and rank 0's values are broadcast so that early stopping,
+    checkpointing and pruning read the same number on every rank."""
 
     def __init__(
         self,
@@ -32,6 +39,7 @@ class RecModule(pl.LightningModule):
         candidates: np.ndarray | None = None,
         ratings: Interactions | None = None,
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+        shards: tuple[EpochBatches, ...] = (),
     ) -> None:
         super().__init__()
         self.model = model
@@ -43,31 +51,61 @@ class RecModule(pl.LightningModule):
         self.candidates = candidates
         self.ratings = ratings
         self.scheduler = scheduler
+        self.shards = shards
+        self._val_parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+
+    def setup(self, stage: str) -> None:
+        for stream in self.shards:  # the process group exists now: each rank takes its part of every batch
+            stream.shard(self.trainer.global_rank, self.trainer.world_size)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.model.loss(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
+        # under DDP: each process's epoch mean over its shards, averaged over the processes at the epoch's end
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]), sync_dist=True
+        )
         return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_parts = []
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         users = batch[0].cpu().numpy()
         _, _, hits, full = self.evaluator.rank_batch(self.model, users, self.exclude, self.relevant, self.candidates)
         n_rel = torch.as_tensor(self.n_rel[users], dtype=torch.float64, device=hits.device)
-        for key, v in self.evaluator.per_user(hits, n_rel, full).items():
-            self.log(
-                metric_key(f"val/{key}"),
-                v.float().mean(),
-                on_epoch=True,
-                batch_size=len(users),
-                sync_dist=True,
-                prog_bar=key == self.monitor,
-            )
+        per_user = self.evaluator.per_user(hits, n_rel, full)
+        self._val_parts.append((users, {key: v.cpu().numpy() for key, v in per_user.items()}))
 
     def on_validation_epoch_end(self) -> None:
-        if self.ratings is None:
-            return
-        for key, v in self.evaluator.rating_means(self.model, self.ratings).items():
-            self.log(f"val/{key}", v, on_epoch=True, prog_bar=key == self.monitor)
+        means = self.gathered_means(self._val_parts)
+        if self.ratings is not None and self.trainer.is_global_zero:
+            means |= self.evaluator.rating_means(self.model, self.ratings)
+        if self.trainer.world_size > 1:
+            means = self.trainer.strategy.broadcast(means, src=0)
+        for key, v in means.items():
+            self.log(metric_key(f"val/{key}"), v, on_epoch=True, prog_bar=key == self.monitor, sync_dist=False)
+
+    def gathered_means(self, parts: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> dict[str, float]:
+        """Per metric, the mean over the validation users of every process (each user once, in user order, as
+        ``Evaluator.evaluate`` computes it) from each process's ``(users, per-user values)`` parts."""
+        if self.trainer.world_size > 1:
+            everyone: list[list[tuple[np.ndarray, dict[str, np.ndarray]]] | None] = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(everyone, parts)
+            parts = [part for rank_parts in everyone for part in rank_parts or []]
+        if not parts or not parts[0][1]:
+            return {}
+        users = np.concatenate([u for u, _ in parts])
+        order = np.argsort(users, kind="stable")
+        if len(np.unique(users)) != len(users) or len(users) != len(self.val_users):
+            raise RuntimeError(
+                f"validation ranked {len(users)} users ({len(np.unique(users))} distinct) of {len(self.val_users)}"
+            )
+        return {key: float(np.concatenate([v[key] for _, v in parts])[order].mean()) for key in parts[0][1]}
+
+    @property
+    def val_users(self) -> np.ndarray:
+        """The users validation ranks: those with a relevant validation item."""
+        return np.flatnonzero(self.n_rel > 0)
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         optimizer = self.model.configure_optimizer()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -12,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from mmbench.data.interactions import Interactions
+from mmbench.data.sampling import EpochBatches, OrderedBatches
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.evaluation.metrics import RATING_METRICS, metric_for, metric_key
 from mmbench.models.base import NeuralRecommender
+from mmbench.training.distributed import launched_rank, processes, weights_digest
 
 if TYPE_CHECKING:  # Lightning is imported by fit (about 5 s): config validation and non-neural runs skip it
     import pytorch_lightning as pl
@@ -28,13 +31,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FitReport:
-    """What training did: epochs run, the selected (best validation) epoch and its score."""
+    """What training did: epochs run, the selected (best validation) epoch and its score; under DDP, this process's
+    rank of ``world_size`` (every rank holds the same restored weights)."""
 
     epochs: int
     best_epoch: int | None
     best_score: float | None
     monitor: str
     checkpoint: str | None
+    rank: int = 0
+    world_size: int = 1
 
 
 class NeuralTrainer:
@@ -49,6 +55,13 @@ class NeuralTrainer:
     folder; without them, ``EarlyStopping(patience, min_delta)`` and a ``best`` weights-only checkpoint.
     ``scheduler`` (``conf/scheduler``) is a ``_partial_`` ``torch.optim.lr_scheduler`` class given the model's
     optimizer and stepped once per epoch; None keeps the learning rate constant.
+
+    ``devices`` > 1 with ``strategy`` ``ddp`` (or ``auto``) trains with Lightning's DDP, one process per device;
+    ``batch_size`` stays the effective batch size (each process takes its shard of every batch, see
+    :class:`~mmbench.data.sampling.EpochBatches`), validation gathers every process's per-user results, and after
+    training rank 0's best checkpoint is broadcast and checked (SHA-256 of the weights) to be the same on every rank.
+    The processes are started by Lightning (re-running the script) or, in ``mmbench`` runs, by the pipeline
+    (:class:`~mmbench.training.distributed.RankGroup`). ``ddp_spawn`` and the other pickling strategies are refused.
     """
 
     def __init__(
@@ -72,6 +85,7 @@ class NeuralTrainer:
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     ) -> None:
         metric_for(monitor)  # fails early on an unknown metric name
+        self.processes = processes(devices, accelerator, strategy)  # fails early on unsupported devices / strategy
         self.max_epochs, self.batch_size, self.monitor = max_epochs, batch_size, monitor
         self.patience, self.min_delta, self.precision = patience, min_delta, precision
         self.accelerator, self.devices, self.strategy = accelerator, devices, strategy
@@ -119,6 +133,9 @@ class NeuralTrainer:
             raise ValueError(f"trainer.monitor={self.monitor!r} is not computed by eval.metrics={evaluator.metrics}")
         if has_val and "@" in self.monitor and int(self.monitor.split("@")[1]) not in evaluator.ks:
             raise ValueError(f"trainer.monitor={self.monitor!r}: K is not in eval.ks={evaluator.ks}")
+        train_data = model.train_data(train, self.batch_size, self.seed)
+        val_users = np.flatnonzero(np.asarray(evaluator.relevant(val).sum(1)).ravel() > 0) if has_val else []
+        val_data = OrderedBatches(np.asarray(val_users, dtype=np.int64), evaluator.batch_size)
         module = RecModule(
             model,
             evaluator,
@@ -128,6 +145,7 @@ class NeuralTrainer:
             evaluator.candidate_mask(val) if has_val else None,
             val if has_val and rating_monitor else None,
             self.scheduler,
+            shards=tuple(d for d in (train_data, val_data) if isinstance(d, EpochBatches)),
         )
         ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")
         callbacks = list(callbacks)
@@ -135,11 +153,17 @@ class NeuralTrainer:
         if has_val:
             ckpt = checkpoint(dirpath=ckpt_dir, monitor=key, mode=mode)
             callbacks += [ckpt, early_stopping(monitor=key, mode=mode)]
+        plugins = None
+        if launched_rank() is not None:  # a group the pipeline started: its variables, whatever cluster this is on
+            from lightning_fabric.plugins.environments import LightningEnvironment
+
+            plugins = [LightningEnvironment()]
         trainer = pl.Trainer(
             max_epochs=self.max_epochs,
             accelerator=self.accelerator,
             devices=self.devices,
-            strategy=self.strategy,
+            # one process: never a process group (Lightning's ddp would set this process's rank variables)
+            strategy="auto" if self.processes == 1 and str(self.strategy).startswith("ddp") else self.strategy,
             precision=self.precision,
             logger=logger,
             callbacks=callbacks,
@@ -151,19 +175,34 @@ class NeuralTrainer:
             enable_model_summary=False,
             deterministic=self.deterministic,
             log_every_n_steps=1,
+            use_distributed_sampler=False,  # the batch streams shard themselves (EpochBatches)
+            plugins=plugins,
         )
-        train_loader = DataLoader(model.train_data(train, self.batch_size, self.seed), batch_size=None)
-        val_users = np.flatnonzero(np.asarray(module.relevant.sum(1)).ravel() > 0)
-        val_loader = DataLoader(TensorDataset(torch.as_tensor(val_users)), batch_size=evaluator.batch_size)
-        trainer.fit(module, train_loader, val_loader if has_val else None)
+        train_loader = DataLoader(train_data, batch_size=None)
+        val_loader = DataLoader(val_data, batch_size=None)
+        with warnings.catch_warnings():  # validation metrics are gathered, then logged unsynced on purpose
+            warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+            trainer.fit(module, train_loader, val_loader if has_val else None)
+        rank, world = trainer.global_rank, trainer.world_size
         best_epoch = best_score = None
-        if ckpt is not None and ckpt.best_model_path:
+        best = None
+        if ckpt is not None and ckpt.best_model_path and rank == 0:  # rank 0 wrote it; the others receive its weights
             state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
-            module.load_state_dict(state["state_dict"])
-            best_score = float(ckpt.best_model_score)
-            best_epoch = int(state["epoch"])
+            best = (state["state_dict"], int(state["epoch"]), float(ckpt.best_model_score))
+        if world > 1:
+            best = trainer.strategy.broadcast(best, src=0)
+        if best is not None:
+            state_dict, best_epoch, best_score = best
+            module.load_state_dict(state_dict)
             log.info("restored best epoch %d (%s=%.5f)", best_epoch, key, best_score)
+        if world > 1:
+            digests: list[str | None] = [None] * world
+            torch.distributed.all_gather_object(digests, weights_digest(module))
+            if len(set(digests)) != 1:
+                raise RuntimeError(f"DDP ranks hold different weights after training: SHA-256 per rank {digests}")
         # Lightning leaves the module on the CPU after fit: evaluate on the accelerator that trained it
         if self.accelerator != "cpu" and torch.cuda.is_available():
             model.to("cuda")
-        return FitReport(trainer.current_epoch, best_epoch, best_score, key, ckpt.best_model_path if ckpt else None)
+        return FitReport(
+            trainer.current_epoch, best_epoch, best_score, key, ckpt.best_model_path if ckpt else None, rank, world
+        )

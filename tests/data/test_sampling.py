@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 import torch
 
-from mmbench.data.sampling import PairwiseSampler, UserSampler
+from mmbench.data.sampling import OrderedBatches, PairwiseSampler, UserSampler
 from tests.helpers.data import make_interactions
 
 
@@ -58,3 +59,48 @@ def test_on_epoch_is_called_before_each_epoch_with_its_index():
     for _ in range(2):
         batches.extend(s)
     assert seen == [(0, 0), (1, 2)]
+
+
+def _epoch(stream, rank, world):
+    stream.shard(rank, world)
+    return [tuple(t.numpy() for t in b) for b in stream]
+
+
+def test_ddp_shards_are_disjoint_cover_the_epoch_and_make_up_the_single_process_batches():
+    pairs = [(u, i) for u in range(9) for i in range(u % 4, u % 4 + 5)]  # 45 events
+    train = make_interactions(pairs, 9, 12)
+    whole = [tuple(t.numpy() for t in b) for b in PairwiseSampler(train, batch_size=8, seed=4)]  # 8 x5, then 5
+    for world in (2, 3):
+        shards = [_epoch(PairwiseSampler(train, batch_size=8, seed=4), r, world) for r in range(world)]
+        assert {len(s) for s in shards} == {len(whole)}  # the same number of steps on every rank
+        for step, batch in enumerate(whole):
+            parts = [s[step] for s in shards]
+            assert all(len(p[0]) >= 1 for p in parts)
+            assert sorted(len(p[0]) for p in parts)[-1] - sorted(len(p[0]) for p in parts)[0] <= 1  # even shares
+            for col in range(3):  # rank 0's rows, then rank 1's, ... are the single-process batch: same negatives
+                np.testing.assert_array_equal(np.concatenate([p[col] for p in parts]), batch[col])
+        events = [(int(a), int(b)) for s in shards for step in s for a, b in zip(step[0], step[1])]
+        assert sorted(events) == sorted(pairs)  # disjoint and covering: every event exactly once over the ranks
+
+
+def test_a_last_batch_smaller_than_the_ranks_joins_the_one_before():
+    train = make_interactions([(u, i) for u in range(5) for i in range(2)], 5, 4)  # 10 events: 3, 3, 3, 1
+    single = PairwiseSampler(train, batch_size=3, seed=0)
+    assert len(single) == 4 and [len(b[0]) for b in single] == [3, 3, 3, 1]
+    shards = [_epoch(PairwiseSampler(train, batch_size=3, seed=0), r, 2) for r in range(2)]
+    assert len(PairwiseSampler(train, 3, 0)) == 4 and [len(s) for s in shards] == [3, 3]
+    assert [[len(b[0]) for b in s] for s in shards] == [[1, 1, 2], [2, 2, 2]]  # the last step: 3 + 1 rows
+    s = PairwiseSampler(train, 3, 0)
+    s.shard(1, 2)
+    assert len(s) == 3
+
+
+def test_shards_refuse_a_batch_smaller_than_the_ranks_and_ordered_batches_shard_alike():
+    train = make_interactions([(0, 0), (1, 1), (2, 0)], 3, 3)
+    with pytest.raises(ValueError, match="batch_size=2 is smaller than the 3 processes"):
+        UserSampler(train, 2).shard(0, 3)
+    with pytest.raises(ValueError, match="rank 2 is not one of 2"):
+        UserSampler(train, 2).shard(2, 2)
+    users = np.array([1, 4, 6, 7, 9, 12, 13])
+    parts = [_epoch(OrderedBatches(users, 4), r, 2) for r in range(2)]
+    assert [[b[0].tolist() for b in p] for p in parts] == [[[1, 4], [9]], [[6, 7], [12, 13]]]
