@@ -219,7 +219,11 @@ def fit(
             if rank:
                 mark_ready()
             report = trainer.fit(*args)
-        out = {"fit/epochs": float(report.epochs), "fit/processes": float(report.world_size)}
+        out = {
+            "fit/epochs": float(report.epochs),
+            "fit/processes": float(report.world_size),
+            "fit/steps": float(report.steps),
+        }
         if report.best_epoch is not None:
             out.update({"fit/best_epoch": float(report.best_epoch), "fit/best_val_monitor": report.best_score})
         return out
@@ -481,7 +485,9 @@ def run(cfg: DictConfig) -> RunResult:
             metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if torch.cuda.is_available():
                 metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
-            tracker.log_metrics(metrics)
+            # one step past training's last: MLflow shows a key's value at its highest step, and Lightning logged
+            # every epoch's val/<metric> at its global step; the run's val/<metric> is that of the restored weights
+            tracker.log_metrics(metrics, step=int(metrics.get("fit/steps", -1)) + 1)
 
             # the split files are stored once per fingerprint (split.directory, tag split_dir) and referenced, not
             # copied into every run: split/split.json names the folder that holds train/val/test.tsv

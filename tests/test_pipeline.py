@@ -58,6 +58,20 @@ def test_run_logs_config_metrics_tags_and_artifacts(tmp_path):
     assert len(per_user) == res.metrics["test/n_users"]
 
 
+def test_a_neural_runs_val_metrics_are_those_of_the_restored_weights(tmp_path):
+    # Lightning logs val/<metric> every epoch at its global step; the run's value (MLflow's, at the highest step)
+    # must be the pipeline's evaluation of the restored best weights, not the last epoch's
+    res = pipeline.run(cfg_for(tmp_path, "model=bpr", "trainer.max_epochs=4", "trainer.batch_size=256"))
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    history = client.get_metric_history(res.run_id, "val/ndcg_at_10")
+    assert len(history) == 4 + 1  # one per epoch + the final evaluation
+    final = max(history, key=lambda m: m.step)
+    assert final.value == pytest.approx(res.metrics["val/ndcg@10"], abs=1e-12)
+    assert final.step == res.metrics["fit/steps"] + 1 > max(m.step for m in history if m is not final)
+    assert client.get_run(res.run_id).data.metrics["val/ndcg_at_10"] == pytest.approx(res.metrics["val/ndcg@10"])
+    assert res.metrics["fit/best_val_monitor"] == pytest.approx(res.metrics["val/ndcg@10"])  # the monitor
+
+
 def test_models_share_the_saved_split(tmp_path):
     a = pipeline.run(cfg_for(tmp_path, "model=pop"))
     b = pipeline.run(cfg_for(tmp_path, "model=random", "seed=3"))

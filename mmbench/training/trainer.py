@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class FitReport:
     """What training did: epochs run, the selected (best validation) epoch and its score; under DDP, this process's
-    rank of ``world_size`` (every rank holds the same restored weights)."""
+    rank of ``world_size`` (every rank holds the same restored weights); ``steps``: optimizer steps taken, the last
+    step at which per-epoch metrics were logged."""
 
     epochs: int
     best_epoch: int | None
@@ -41,6 +42,7 @@ class FitReport:
     checkpoint: str | None
     rank: int = 0
     world_size: int = 1
+    steps: int = 0
 
 
 class NeuralTrainer:
@@ -204,5 +206,12 @@ class NeuralTrainer:
         if self.accelerator != "cpu" and torch.cuda.is_available():
             model.to("cuda")
         return FitReport(
-            trainer.current_epoch, best_epoch, best_score, key, ckpt.best_model_path if ckpt else None, rank, world
+            trainer.current_epoch,
+            best_epoch,
+            best_score,
+            key,
+            ckpt.best_model_path if ckpt else None,
+            rank,
+            world,
+            trainer.global_step,
         )
