@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from mmbench.splits import Split, Splitter, load_or_create
 from mmbench.tracking import Tracker
 from mmbench.tracking.base import DataPart
 from mmbench.tracking.recommender_model import TopK, topk_frame
+from mmbench.training.costs import FitMeter, flop_costs
 
 log = logging.getLogger(__name__)
 
@@ -390,9 +390,11 @@ def run(cfg: DictConfig) -> RunResult:
             model: Recommender = instantiate(cfg.model)
             give_features(model, features)
             give_user_features(model, user_features)
-            t = time.perf_counter()
-            fit_facts = fit(model, split, cfg, evaluator, tracker, work)
-            times["time/fit_s"] = time.perf_counter() - t
+            meter = FitMeter(energy=bool(cfg.costs.energy), country_iso_code=str(cfg.costs.country_iso_code))
+            with meter.measure():
+                t = time.perf_counter()
+                fit_facts = fit(model, split, cfg, evaluator, tracker, work)
+                times["time/fit_s"] = time.perf_counter() - t
 
             t = time.perf_counter()
             val = evaluator.evaluate(model, split.val, [split.train], desc="validation")
@@ -417,9 +419,22 @@ def run(cfg: DictConfig) -> RunResult:
                 excl = Evaluator.exclusion([split.train, split.val], split.test.n_users, split.test.n_items)
                 topk = TopK(model, evaluator, ds.user_ids, ds.item_ids, excl, evaluator.candidate_mask(split.test))
                 metrics.update(tracker.log_model(topk))
-            metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            if torch.cuda.is_available():
+            metrics["memory/peak_rss_mb"] = meter.peak_rss_mb()
+            if torch.cuda.is_available():  # reset at the start of the fit stage: fitting and evaluation
                 metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            metrics.update(meter.metrics)
+            tracker.set_tags(meter.tags)
+            if cfg.costs.flops:  # after the memory peaks: the measurement's own model copy is not in them
+                epochs = fit_facts.get("fit/epochs")
+                flops, flop_tags = flop_costs(
+                    model,
+                    split.train,
+                    int(cfg.trainer.batch_size),
+                    int(cfg.seed),
+                    None if epochs is None else int(epochs),
+                )
+                metrics.update(flops)
+                tracker.set_tags(flop_tags)
             tracker.log_metrics(metrics)
 
             # the split files are stored once per fingerprint (split.directory, tag split_dir) and referenced, not
