@@ -226,6 +226,7 @@ class FitMeter:
     def _energy_tracker(self):  # noqa: ANN202 - codecarbon is imported only when energy is measured
         from codecarbon import OfflineEmissionsTracker
 
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)  # its hardware guesses are in the method tag instead
         tracker = OfflineEmissionsTracker(
             country_iso_code=self.country_iso_code,
             save_to_file=False,

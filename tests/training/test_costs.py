@@ -155,8 +155,12 @@ def test_pipeline_logs_the_costs_of_a_neural_run_and_none_when_switched_off(tmp_
     assert m["cost/score_1k_flops"] == 2 * 1000 * 64 * n_items
     batches = -(-len(res.split.train) // 1024)
     assert m["cost/train_flops"] == m["cost/train_step_flops"] * batches * m["fit/epochs"] > 0
-    assert m["memory/fit_peak_rss_mb"] > 0 and "energy/fit_kwh" not in m  # energy is opt-in
+    assert m["memory/fit_peak_rss_mb"] > 0 and m["energy/fit_kwh"] > 0
     tags = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.tags
     assert "FlopCounterMode" in tags["costs.flops_method"] and "costs.memory_method" in tags
-    off = pipeline.run(cfg_for(tmp_path, "model=pop", "costs.flops=false"))
-    assert not [k for k in off.metrics if k.startswith("cost/")]
+    assert tags["costs.energy_method"].startswith("codecarbon") and tags["costs.energy_country"] == "USA"
+    off = pipeline.run(
+        cfg_for(tmp_path, "model=bpr", "trainer.max_epochs=1", "costs.flops=false", "costs.energy=false")
+    )
+    assert not [k for k in off.metrics if k.startswith(("cost/", "energy/"))]
+    assert off.metrics["model/n_params"] == m["model/n_params"]  # the parameter count is always logged
