@@ -34,6 +34,7 @@ EXPECTED = {
     "bpr": {NEURAL},
     "lightgcn": {NEURAL},
     "multivae": {NEURAL},
+    "multdae": {NEURAL},
     "bm3": {ITEM, NEURAL},
     "lattice": {ITEM, NEURAL},
     "fusion_rec": {ITEM, USER, NEURAL},
