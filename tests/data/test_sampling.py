@@ -58,3 +58,20 @@ def test_on_epoch_is_called_before_each_epoch_with_its_index():
     for _ in range(2):
         batches.extend(s)
     assert seen == [(0, 0), (1, 2)]
+
+
+def test_several_negatives_per_event_are_all_true_negatives_and_one_keeps_the_old_stream():
+    pairs = [(u, i) for u in range(5) for i in range(u, u + 6)]
+    train = make_interactions(pairs, 5, 12)
+    batches = list(PairwiseSampler(train, batch_size=7, seed=3, n_negatives=4))
+    u = np.concatenate([b[0].numpy() for b in batches])
+    j = np.concatenate([b[2].numpy() for b in batches])
+    assert j.shape == (len(pairs), 4) and all(b[2].shape == (len(b[0]), 4) for b in batches)
+    positives = set(pairs)
+    assert not any((a, b) in positives for a, row in zip(u.tolist(), j.tolist()) for b in row)
+    assert len({tuple(r) for r in j.tolist()}) > 1 and (j != j[:, :1]).any()  # draws differ within an event
+    # one negative: the stream drawn before n_negatives existed (a seeded permutation, then one draw per event)
+    rng = np.random.default_rng((3, 0))
+    order = rng.permutation(len(pairs))
+    one = PairwiseSampler(train, batch_size=7, seed=3)
+    np.testing.assert_array_equal(np.concatenate([b[2].numpy() for b in one]), one.negatives(train.users[order], rng))

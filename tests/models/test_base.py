@@ -35,6 +35,7 @@ EXPECTED = {
     "lightgcn": {NEURAL},
     "multivae": {NEURAL},
     "multdae": {NEURAL},
+    "neumf": {NEURAL},
     "bm3": {ITEM, NEURAL},
     "lattice": {ITEM, NEURAL},
     "fusion_rec": {ITEM, USER, NEURAL},
