@@ -12,6 +12,7 @@ from torch import nn
 
 from mmbench.data.interactions import ItemContent
 from mmbench.encoders.base import Encoder
+from mmbench.encoders.cache import cached_extract
 
 
 def _mlp(dims: Sequence[int]) -> nn.Sequential:
@@ -38,7 +39,8 @@ class AutoencoderEncoder(Encoder):
     content, so cold test items are encoded by a network that never saw them; ``transductive=True`` fits on every
     item (tagged ``encoder.<modality>.fit=all``). Items without the modality get zeros. Adam with ``lr``, ``epochs``
     passes over the fitted items in shuffled batches of ``batch_size``, seeded by ``seed`` (the global random state
-    is left as it was). The cache key holds ``base``'s whole configuration and the fitted rows.
+    is left as it was). The cache key holds ``base``'s whole configuration and the fitted rows; with ``cache_dir``
+    the base's features go through the feature cache too (one base extraction for any number of autoencoders).
     """
 
     fits_content = True
@@ -54,6 +56,7 @@ class AutoencoderEncoder(Encoder):
         lr: float = 1e-3,
         seed: int = 0,
         transductive: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
         if not isinstance(base, Encoder) or base.trainable:
             raise ValueError(f"encoder base: expected a frozen mmbench Encoder, got {type(base).__name__}")
@@ -68,6 +71,7 @@ class AutoencoderEncoder(Encoder):
         self.bottleneck, self.hidden_dims, self.noise = bottleneck, [int(h) for h in hidden_dims], noise
         self.epochs, self.batch_size, self.lr, self.seed = epochs, batch_size, lr, seed
         self.transductive = transductive
+        self._cache_dir = cache_dir  # where the base's features are cached (not part of the output: not in the key)
 
     @property
     def base(self) -> Encoder:
@@ -91,7 +95,11 @@ class AutoencoderEncoder(Encoder):
 
     def extract(self, content: ItemContent, item_ids: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
         have = np.asarray(self.mask(content, item_ids), bool)
-        x = np.asarray(self._base.extract(content, item_ids, fit=self._base.fit_rows(fit)), np.float32)
+        base_fit = self._base.fit_rows(fit)
+        if self._cache_dir is None:
+            x = np.asarray(self._base.extract(content, item_ids, fit=base_fit), np.float32)
+        else:  # the base's own cache entry: the same as a run encoding the modality with the base alone
+            x = cached_extract(self._base, content, item_ids, self._cache_dir, base_fit)
         rows = have if fit is None else have & np.asarray(fit, bool)
         if not rows.any():
             raise ValueError(f"AutoencoderEncoder: no {content.entity} to fit on has {content.modality!r} content")

@@ -98,3 +98,19 @@ def test_global_random_state_is_left_alone():
     torch.manual_seed(5)
     AutoencoderEncoder(MultiHotEncoder(), epochs=2).extract(ItemContent("g", clustered(), np.ones(120, bool)), None)
     assert torch.equal(torch.rand(1), expected)
+
+
+def test_base_features_go_through_the_cache_once(tmp_path, monkeypatch):
+    content = ItemContent("genres", clustered(), np.ones(120, bool))
+    calls = []
+    real = MultiHotEncoder.extract
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MultiHotEncoder, "extract", counted)
+    a = AutoencoderEncoder(MultiHotEncoder(), bottleneck=2, epochs=2, cache_dir=str(tmp_path)).extract(content, None)
+    b = AutoencoderEncoder(MultiHotEncoder(), bottleneck=3, epochs=2, cache_dir=str(tmp_path)).extract(content, None)
+    assert len(calls) == 1 and a.shape == (120, 2) and b.shape == (120, 3)
+    assert "cache_dir" not in AutoencoderEncoder(MultiHotEncoder(), cache_dir=str(tmp_path)).config()
