@@ -420,11 +420,11 @@ def run(cfg: DictConfig) -> RunResult:
                 topk = TopK(model, evaluator, ds.user_ids, ds.item_ids, excl, evaluator.candidate_mask(split.test))
                 metrics.update(tracker.log_model(topk))
             metrics["memory/peak_rss_mb"] = meter.peak_rss_mb()
-            if torch.cuda.is_available():  # reset at the start of the fit stage: fitting and evaluation
+            if torch.cuda.is_available():
                 metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
             metrics.update(meter.metrics)
             tracker.set_tags(meter.tags)
-            if cfg.costs.flops:  # after the memory peaks: the measurement's own model copy is not in them
+            if cfg.costs.flops:  # after the memory peaks: the measured training step is not in them
                 epochs = fit_facts.get("fit/epochs")
                 flops, flop_tags = flop_costs(
                     model,

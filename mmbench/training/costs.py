@@ -203,8 +203,6 @@ class FitMeter:
                 reset = True
             except OSError:
                 pass
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
         tracker = self._energy_tracker() if self.energy else None
         try:
             yield
