@@ -103,9 +103,10 @@ def cost_plots(
         if not points:
             continue
         fig, ax = plt.subplots(figsize=(6, 4.2))
-        for r, (x, y) in points.items():
+        for k, (r, (x, y)) in enumerate(points.items()):
             ax.scatter(x, y)
-            ax.annotate(r, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            # labels alternate above and below their points, so that neighbours' labels do not overprint
+            ax.annotate(r, (x, y), fontsize=7, xytext=(3, 3 if k % 2 == 0 else -9), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
