@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from mmbench.tracking import Tracker
 from mmbench.tracking.base import DataPart
 from mmbench.tracking.null_tracker import NullTracker
 from mmbench.tracking.recommender_model import TopK, topk_frame
+from mmbench.training.costs import FitMeter, flop_costs
 from mmbench.training.distributed import RankGroup, launched_rank, mark_ready, processes
 
 log = logging.getLogger(__name__)
@@ -455,9 +455,11 @@ def run(cfg: DictConfig) -> RunResult:
             model: Recommender = instantiate(cfg.model)
             give_features(model, features)
             give_user_features(model, user_features)
-            t = time.perf_counter()
-            fit_facts = fit(model, split, cfg, evaluator, tracker, work)
-            times["time/fit_s"] = time.perf_counter() - t
+            meter = FitMeter(energy=bool(cfg.costs.energy), country_iso_code=str(cfg.costs.country_iso_code))
+            with meter.measure():
+                t = time.perf_counter()
+                fit_facts = fit(model, split, cfg, evaluator, tracker, work)
+                times["time/fit_s"] = time.perf_counter() - t
 
             t = time.perf_counter()
             val = evaluator.evaluate(model, split.val, [split.train], desc="validation")
@@ -482,9 +484,22 @@ def run(cfg: DictConfig) -> RunResult:
                 excl = Evaluator.exclusion([split.train, split.val], split.test.n_users, split.test.n_items)
                 topk = TopK(model, evaluator, ds.user_ids, ds.item_ids, excl, evaluator.candidate_mask(split.test))
                 metrics.update(tracker.log_model(topk))
-            metrics["memory/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            metrics["memory/peak_rss_mb"] = meter.peak_rss_mb()
             if torch.cuda.is_available():
                 metrics["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            metrics.update(meter.metrics)
+            tracker.set_tags(meter.tags)
+            if cfg.costs.flops:  # after the memory peaks: the measured training step is not in them
+                epochs = fit_facts.get("fit/epochs")
+                flops, flop_tags = flop_costs(
+                    model,
+                    split.train,
+                    int(cfg.trainer.batch_size),
+                    int(cfg.seed),
+                    None if epochs is None else int(epochs),
+                )
+                metrics.update(flops)
+                tracker.set_tags(flop_tags)
             # one step past training's last: MLflow shows a key's value at its highest step, and Lightning logged
             # every epoch's val/<metric> at its global step; the run's val/<metric> is that of the restored weights
             tracker.log_metrics(metrics, step=int(metrics.get("fit/steps", -1)) + 1)

@@ -31,7 +31,8 @@ from omegaconf import DictConfig
 from mmbench import pipeline
 from mmbench.config import compose
 from mmbench.evaluation.metrics import metric_key
-from mmbench.reporting.aggregation import SEEDS, Contribution, Table, build_tables, has_row, in_row_order
+from mmbench.reporting.aggregation import COMPUTE, SEEDS, Contribution, Table, build_tables, has_row, in_row_order
+from mmbench.reporting.plots import cost_plots
 from mmbench.reporting.rendering import to_markdown, write
 from mmbench.reporting.runs import TableError, finished_keys, load_runs
 
@@ -231,7 +232,7 @@ ROWS = ("model", "fusion", "modalities")
 # rmse: rating models only; truncated: the sparse-history protocol's truncated users
 METRICS = ("test/recall@20", "test/ndcg@20", "test/truncated/ndcg@20", "test/sparse/ndcg@20", "test/rmse")
 OPTIONAL = ("test/truncated/ndcg@20", "test/rmse")  # in the tables only if some run logs them
-COSTS = ("time/fit_s", "time/eval_test_s", "model/n_params", SEEDS)
+COSTS = (COMPUTE, "time/eval_test_s", SEEDS)  # compute: parameters, FLOPs, fit time / peak memory / energy
 BASELINE = "fusion_rec / - / none"  # BPR-MF: the no-content counterpart of every fusion_rec row
 CONTRIBUTION = Contribution("test/ndcg@20", "fusion", "modalities", ("text", "image", "text+image"))
 MEANS = ("fusion/attention_", "fusion/weight_", "fusion/gate_")
@@ -283,11 +284,15 @@ def build(runs: pd.DataFrame) -> dict[str, Table]:
 
 def write_tables(experiment: str, uri: str, out: Path, command: str, weights: str | None = None) -> dict[str, Table]:
     """Build the tables from the store at ``uri`` (runs with the experiment's image weights, or ``weights``) and
-    write ``tables.md``, ``runs.tsv``, ``table.tex``, ``table.csv`` into ``out``."""
+    write ``tables.md``, ``runs.tsv``, ``table.tex``, ``table.csv`` into ``out``, and per protocol the accuracy-per-cost
+    plots (``<protocol>_flops_vs_accuracy.png``, ``<protocol>_energy_vs_accuracy.png``: NDCG@20 against training
+    FLOPs / fit energy, one point per row) where the runs logged those costs."""
     weights = weights or image_weights(experiment)
     runs = load(uri, experiment, weights)
     built = build(runs)
     write(built, runs, out, command, make_plots=False, markdown="tables.md", intro=intro(experiment, weights))
+    for protocol, t in built.items():
+        cost_plots(t, runs, out, f"{protocol}_")
     return built
 
 

@@ -22,3 +22,15 @@ def test_topn_ml100k_sweeps_every_listed_model_over_three_seeds():
     table = cfg.hydra.callbacks.table
     assert get_class(table._target_).__name__ == "TableCallback"
     assert {"test/recall@10", "test/ndcg@20", "test/hit@10", "time/fit_s"} <= set(table.metrics)
+
+
+def test_costs_ml100k_shares_the_topn_split_and_tabulates_the_compute_columns():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=costs_ml100k"], return_hydra_config=True)
+        topn = compose("config", overrides=["experiment=topn_ml100k"], return_hydra_config=True)
+    models = cfg.hydra.sweeper.params.model.split(",")
+    assert {"bpr", "multivae", "multdae", "neumf", "ease"} <= set(models)
+    assert all((CONF_DIR / "model" / f"{m}.yaml").is_file() for m in models)
+    assert cfg.split == topn.split and cfg.dataset == topn.dataset  # the same split fingerprint
+    assert cfg.costs.flops and cfg.costs.energy
+    assert list(cfg.hydra.callbacks.table.costs) == ["compute", "seeds"]

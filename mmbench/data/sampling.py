@@ -98,7 +98,8 @@ class OrderedBatches(EpochBatches):
 
 
 class PairwiseSampler(EpochBatches):
-    """Each epoch: every training event once, shuffled, with one uniform negative item per event.
+    """Each epoch: every training event once, shuffled, with ``n_negatives`` uniform negative items per event
+    (batches ``(u, i, j)``: ``j`` of shape ``[b]`` for one negative, ``[b, n_negatives]`` for more).
 
     Negatives are items the user has no training event with (rejection-resampled in
     vectorised rounds). Epoch ``e`` uses seed ``(seed, e)``, so runs are reproducible.
@@ -111,8 +112,16 @@ class PairwiseSampler(EpochBatches):
     DENSE_LIMIT = 1 << 25
 
     def __init__(
-        self, train: Interactions, batch_size: int, seed: int = 0, on_epoch: Callable[[int], None] | None = None
+        self,
+        train: Interactions,
+        batch_size: int,
+        seed: int = 0,
+        on_epoch: Callable[[int], None] | None = None,
+        n_negatives: int = 1,
     ) -> None:
+        if n_negatives < 1:
+            raise ValueError(f"PairwiseSampler: n_negatives={n_negatives} must be >= 1")
+        self.n_negatives = n_negatives
         self.users = train.users.astype(np.int64)
         self.items = train.items.astype(np.int64)
         self.n_items = train.n_items
@@ -153,7 +162,10 @@ class PairwiseSampler(EpochBatches):
         self.epoch += 1
         order = rng.permutation(len(self.users))
         u, i = self.users[order], self.items[order]
-        j = self.negatives(u, rng)
+        if self.n_negatives == 1:
+            j = self.negatives(u, rng)
+        else:  # the event's negatives side by side: row k of j belongs to event k
+            j = self.negatives(np.repeat(u, self.n_negatives), rng).reshape(len(u), self.n_negatives)
         for s in range(0, len(u), self.batch_size):
             sl = slice(s, s + self.batch_size)
             yield torch.from_numpy(u[sl]), torch.from_numpy(i[sl]), torch.from_numpy(j[sl])

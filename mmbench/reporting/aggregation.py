@@ -28,6 +28,23 @@ from mmbench.reporting.statistics import pvalues as paired_pvalues
 log = logging.getLogger(__name__)
 
 SEEDS = "seeds"  # the cost column listing each row's seeds (tag ``seed``)
+COMPUTE = "compute"  # the cost columns of every run's compute cost (conf costs; mmbench/training/costs.py)
+COMPUTE_COLUMNS = (
+    "model/n_params",
+    "cost/train_flops",
+    "cost/score_1k_flops",
+    "time/fit_s",
+    "memory/fit_peak_rss_mb",
+    "energy/fit_kwh",
+)
+
+
+def cost_columns(costs: Sequence[str]) -> list[str]:
+    """``costs`` with ``compute`` replaced by :data:`COMPUTE_COLUMNS` (each column once, in order)."""
+    out: list[str] = []
+    for c in costs:
+        out += COMPUTE_COLUMNS if c == COMPUTE else [c]
+    return list(dict.fromkeys(out))
 
 
 def _column(runs: pd.DataFrame, key: str) -> str:
@@ -188,12 +205,14 @@ def build(
     """Aggregate runs into a :class:`Table`.
 
     ``per_user`` maps run id to its per-user frame (loaded if None). ``costs``: metrics shown as means, not
-    ranked or tested (missing ones as –), ``seeds`` for the row's seeds. Sections: ``contribution`` (needs the
-    baseline), ``means`` (metric prefixes such as ``fusion/attention_``), ``rating_ref`` (from the split files).
+    ranked or tested (missing ones as –), ``seeds`` for the row's seeds, ``compute`` for :data:`COMPUTE_COLUMNS`.
+    Sections: ``contribution`` (needs the baseline), ``means`` (metric prefixes such as ``fusion/attention_``),
+    ``rating_ref`` (from the split files).
     """
     for m in metrics:
         if metric_key(m) not in runs.columns:
             raise TableError(f"metric {m!r} (logged as {metric_key(m)!r}) is in none of the runs")
+    costs = cost_columns(costs)
     cols = [_column(runs, k) for k in rows]
     label = row_labels(runs, rows)
     row_order = list(dict.fromkeys(label.tolist()))  # by each row's first run, re-runs included

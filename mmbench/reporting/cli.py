@@ -24,7 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", nargs="+", default=["model"], help="tags/params that name a row")
     p.add_argument("--split-by", default=None, help="tag: one table per value (e.g. protocol)")
     p.add_argument("--metrics", nargs="+", default=["test/recall@20", "test/ndcg@20"])
-    p.add_argument("--costs", nargs="+", default=[], help="columns shown as means, not ranked; 'seeds': the seeds")
+    p.add_argument(
+        "--costs",
+        nargs="+",
+        default=[],
+        help="columns shown as means, not ranked; 'seeds': the seeds; 'compute': parameters, training and scoring "
+        "FLOPs, fit time, fit peak memory, fit energy",
+    )
     p.add_argument("--baseline", default=None, help="row to test every other row against, e.g. 'pop'")
     p.add_argument("--test", choices=TESTS, default="wilcoxon")
     p.add_argument("--alpha", type=float, default=0.05)

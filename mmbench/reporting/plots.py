@@ -1,4 +1,5 @@
-"""Plots of a table: bars with error bars, metric@K curves, fit time against accuracy (PNG, matplotlib Agg)."""
+"""Plots of a table: bars with error bars, metric@K curves, fit time, training FLOPs and fit energy against accuracy
+(PNG, matplotlib Agg)."""
 
 from __future__ import annotations
 
@@ -66,4 +67,54 @@ def plots(table: Table, runs: pd.DataFrame, out: Path, prefix: str = "") -> list
         fig.savefig(out / f"{prefix}time_vs_accuracy.png", dpi=120)
         plt.close(fig)
         made.append(out / f"{prefix}time_vs_accuracy.png")
+    return made + cost_plots(table, runs, out, prefix)
+
+
+COST_AXES = {"cost/train_flops": ("training FLOPs", "flops"), "energy/fit_kwh": ("fit energy (kWh)", "energy")}
+
+
+def cost_plots(
+    table: Table, runs: pd.DataFrame, out: Path, prefix: str = "", metric: str = "test/ndcg@20"
+) -> list[Path]:
+    """Accuracy per cost: ``metric`` (else the table's first metric) against each cost of :data:`COST_AXES` that
+    some run logged (``<prefix>flops_vs_accuracy.png``, ``<prefix>energy_vs_accuracy.png``), one labelled point per
+    row (means over its runs, log x axis). Rows without the cost (models that are not torch modules have no FLOPs,
+    runs without ``costs.energy``) are left out and named under the plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = metric if metric in table.metrics else table.metrics[0]
+    made = []
+    by_run = runs.set_index("run_id")
+    for cost, (xlabel, name) in COST_AXES.items():
+        if cost not in runs.columns:
+            continue
+        points, missing = {}, []
+        for r in table.rows:
+            sel = table.run_ids.loc[table.run_ids["row"] == r, "run_id"]
+            x = pd.to_numeric(by_run.loc[sel, cost], errors="coerce").mean()
+            y = table.mean.loc[r, metric]
+            if np.isfinite(x) and x > 0 and np.isfinite(y):
+                points[r] = (x, y)
+            else:
+                missing.append(r)
+        if not points:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4.2))
+        for k, (r, (x, y)) in enumerate(points.items()):
+            ax.scatter(x, y)
+            # labels alternate above and below their points, so that neighbours' labels do not overprint
+            ax.annotate(r, (x, y), fontsize=7, xytext=(3, 3 if k % 2 == 0 else -9), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(metric)
+        if missing:
+            fig.text(0.01, 0.01, "no " + name + ": " + ", ".join(missing), fontsize=6, wrap=True)
+        fig.tight_layout(rect=(0, 0.05 if missing else 0, 1, 1))
+        path = out / f"{prefix}{name}_vs_accuracy.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        made.append(path)
     return made

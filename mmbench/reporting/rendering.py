@@ -39,7 +39,15 @@ def _num(v: Any, fmt: str) -> str:
 
 
 def _cost(v: float) -> str:
-    return _num(v, ",.0f" if np.isfinite(v) and abs(v) >= 100 else ".2f")
+    """Counts up to a million with thousands separators, FLOPs and other large counts as ``1.23e+09``, tiny values
+    (energy in kWh) with three significant digits, the rest with two decimals."""
+    if not np.isfinite(v):
+        return "–"
+    if abs(v) >= 1e6:
+        return f"{v:.3g}"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.3g}" if 0 < abs(v) < 0.01 else f"{v:.2f}"
 
 
 def cell(t: Table, row: str, metric: str, fmt: str, bold: tuple[str, str], under: tuple[str, str]) -> str:

@@ -104,3 +104,20 @@ def test_shards_refuse_a_batch_smaller_than_the_ranks_and_ordered_batches_shard_
     users = np.array([1, 4, 6, 7, 9, 12, 13])
     parts = [_epoch(OrderedBatches(users, 4), r, 2) for r in range(2)]
     assert [[b[0].tolist() for b in p] for p in parts] == [[[1, 4], [9]], [[6, 7], [12, 13]]]
+
+
+def test_several_negatives_per_event_are_all_true_negatives_and_one_keeps_the_old_stream():
+    pairs = [(u, i) for u in range(5) for i in range(u, u + 6)]
+    train = make_interactions(pairs, 5, 12)
+    batches = list(PairwiseSampler(train, batch_size=7, seed=3, n_negatives=4))
+    u = np.concatenate([b[0].numpy() for b in batches])
+    j = np.concatenate([b[2].numpy() for b in batches])
+    assert j.shape == (len(pairs), 4) and all(b[2].shape == (len(b[0]), 4) for b in batches)
+    positives = set(pairs)
+    assert not any((a, b) in positives for a, row in zip(u.tolist(), j.tolist()) for b in row)
+    assert len({tuple(r) for r in j.tolist()}) > 1 and (j != j[:, :1]).any()  # draws differ within an event
+    # one negative: the stream drawn before n_negatives existed (a seeded permutation, then one draw per event)
+    rng = np.random.default_rng((3, 0))
+    order = rng.permutation(len(pairs))
+    one = PairwiseSampler(train, batch_size=7, seed=3)
+    np.testing.assert_array_equal(np.concatenate([b[2].numpy() for b in one]), one.negatives(train.users[order], rng))

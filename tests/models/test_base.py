@@ -34,6 +34,8 @@ EXPECTED = {
     "bpr": {NEURAL},
     "lightgcn": {NEURAL},
     "multivae": {NEURAL},
+    "multdae": {NEURAL},
+    "neumf": {NEURAL},
     "bm3": {ITEM, NEURAL},
     "lattice": {ITEM, NEURAL},
     "fusion_rec": {ITEM, USER, NEURAL},

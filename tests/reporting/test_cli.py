@@ -37,3 +37,15 @@ def test_cli_writes_the_split_tables_and_runs(store, tmp_path):
     bad = argv[:]
     bad[bad.index("--baseline") + 1] = "nope"
     assert main(bad) == 2
+
+
+def test_cli_costs_compute_adds_the_compute_columns(store, tmp_path):
+    uri, _ = store
+    argv = ["c", "--experiment", "mm", "--tracking-uri", uri, "--rows", "model", "fusion", "modalities"]
+    argv += ["--filter", "tags.protocol = 'warm'", "--metrics", "test/ndcg@20", "--costs", "compute", "seeds"]
+    argv += ["--no-plots", "--results-dir", str(tmp_path)]
+    assert main(argv) == 0
+    md = (tmp_path / "c" / "README.md").read_text()
+    head = "| model | fusion | modalities | test/ndcg@20 | model/n_params | cost/train_flops | cost/score_1k_flops | "
+    assert head + "time/fit_s | memory/fit_peak_rss_mb | energy/fit_kwh | seeds |" in md
+    assert "| fusion_rec | early | text |" in md and "| 150 | – | – |" in md  # n_params logged, no FLOPs

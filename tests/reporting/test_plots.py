@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mmbench.reporting.aggregation import build
-from mmbench.reporting.plots import plots
+from mmbench.reporting.plots import cost_plots, plots
 
 
 def test_plot_files(tmp_path):
@@ -30,3 +30,21 @@ def test_plot_files(tmp_path):
         "q_",
     )
     assert [f.name for f in only] == ["q_bars.png", "q_test_ndcg_at_k.png"]
+
+
+def test_accuracy_per_cost_plots_one_point_per_row(tmp_path):
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "tags.model": ["bpr", "freedom", "ease"],
+            "tags.split_fingerprint": ["f" * 64] * 3,
+            "test/ndcg_at_20": [0.3, 0.35, 0.4],
+            "cost/train_flops": [1e10, 1e12, float("nan")],  # ease: no FLOPs
+        }
+    )
+    t = build(runs, ["model"], ["test/ndcg@20"])
+    made = cost_plots(t, runs, tmp_path, "warm_")
+    assert [f.name for f in made] == ["warm_flops_vs_accuracy.png"]  # no energy column: no energy plot
+    assert made[0].read_bytes()[:4] == b"\x89PNG"
+    assert [f.name for f in plots(t, runs, tmp_path)][-1] == "flops_vs_accuracy.png"
+    assert cost_plots(t, runs.assign(**{"cost/train_flops": float("nan")}), tmp_path) == []

@@ -73,3 +73,27 @@ def test_write_puts_tables_command_and_runs_into_one_folder(tmp_path):
     assert used["run_id"].tolist() == ["x0", "x1", "y0"]
     assert pd.read_csv(out / "table.csv", index_col="row").loc["x", "n_runs"] == 2
     assert (out / "table.tex").read_text().startswith(r"\begin{tabular}{lrrr}")
+
+
+def test_compute_cost_columns_appear_with_readable_numbers():
+    runs = pd.DataFrame(
+        {
+            "run_id": ["b", "e"],
+            "tags.model": ["bpr", "ease"],
+            "tags.split_fingerprint": ["f" * 64] * 2,
+            "test/ndcg_at_20": [0.3, 0.4],
+            "model/n_params": [170_000.0, np.nan],
+            "cost/train_flops": [1.234e12, np.nan],  # ease: not a torch model, no FLOPs logged
+            "cost/score_1k_flops": [5.12e7, np.nan],
+            "time/fit_s": [12.5, 3.0],
+            "memory/fit_peak_rss_mb": [1024.0, 2048.0],
+            "energy/fit_kwh": [2.5e-5, 1.25e-6],
+        }
+    )
+    t = build(runs, ["model"], ["test/ndcg@20"], costs=["compute", "time/fit_s"])
+    cols = ["model/n_params", "cost/train_flops", "cost/score_1k_flops", "time/fit_s", "memory/fit_peak_rss_mb"]
+    assert t.costs == [*cols, "energy/fit_kwh"]  # 'compute' expanded, time/fit_s once
+    md = to_markdown(t)
+    assert "| model | test/ndcg@20 | " + " | ".join(cols) + " | energy/fit_kwh |" in md
+    assert "| bpr | <u>0.3000</u> | 170,000 | 1.23e+12 | 5.12e+07 | 12.50 | 1,024 | 2.5e-05 |" in md
+    assert "| ease | **0.4000** | – | – | – | 3.00 | 2,048 | 1.25e-06 |" in md
