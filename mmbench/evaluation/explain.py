@@ -76,7 +76,7 @@ class Explainer:
         self,
         top_k: int = 10,
         n_users: int = 100,
-        n_steps: int = 32,
+        n_steps: int = 64,
         n_evidence: int = 3,
         seed: int = 0,
         batch_size: int = 256,
