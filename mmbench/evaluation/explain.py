@@ -25,14 +25,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from captum.attr import IntegratedGradients
+from torch import nn
 
 from mmbench.data.interactions import Interactions
+from mmbench.encoders.base import TokenModule
 from mmbench.evaluation.evaluator import EvalResult, scoring
 from mmbench.models.base import Recommender
 
 COLUMNS = ("user", "rank", "item", "score", "method", "baseline")  # then contribution_<source>, ...
 EVIDENCE_COLUMNS = ("user", "rank", "item", "modality", "evidence_rank", "train_item", "similarity")
+TOKEN_COLUMNS = ("user", "rank", "item", "modality", "token_rank", "position", "word", "attribution")
 
 
 @dataclass
@@ -59,18 +61,22 @@ class Explanations:
     frame: pd.DataFrame
     evidence: pd.DataFrame
     metrics: dict[str, float]
+    tokens: pd.DataFrame | None = None
 
     def save(self, folder: Path, part: str = "test") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.frame.to_csv(folder / f"{part}_topk.tsv", sep="\t", index=False, float_format="%.8g")
         self.evidence.to_csv(folder / f"{part}_evidence.tsv", sep="\t", index=False, float_format="%.6g")
+        if self.tokens is not None:
+            self.tokens.to_csv(folder / f"{part}_tokens.tsv", sep="\t", index=False, float_format="%.6g")
 
 
 class Explainer:
     """Explains the first ``top_k`` test recommendations of ``n_users`` test users (drawn with ``seed``).
 
     ``n_steps``: Gauss-Legendre points of Integrated Gradients; ``n_evidence``: training items per recommendation
-    and frozen modality in the evidence table; ``batch_size``: pairs per attribution batch."""
+    and frozen modality in the evidence table; ``n_tokens``: words per recommendation and token encoder;
+    ``batch_size``: pairs per attribution batch."""
 
     def __init__(
         self,
@@ -78,15 +84,18 @@ class Explainer:
         n_users: int = 100,
         n_steps: int = 64,
         n_evidence: int = 3,
+        n_tokens: int = 5,
         seed: int = 0,
         batch_size: int = 256,
     ) -> None:
         for name, v in (("top_k", top_k), ("n_users", n_users), ("n_steps", n_steps), ("batch_size", batch_size)):
             if v < 1:
                 raise ValueError(f"explain.{name}={v}: must be at least 1")
-        if n_evidence < 0:
-            raise ValueError(f"explain.n_evidence={n_evidence}: must be at least 0")
+        for name, v in (("n_evidence", n_evidence), ("n_tokens", n_tokens)):
+            if v < 0:
+                raise ValueError(f"explain.{name}={v}: must be at least 0")
         self.top_k, self.n_users, self.n_steps, self.n_evidence = top_k, n_users, n_steps, n_evidence
+        self.n_tokens = n_tokens
         self.seed, self.batch_size = seed, batch_size
 
     def sample(self, users: np.ndarray) -> np.ndarray:
@@ -129,6 +138,8 @@ class Explainer:
                 contributions = torch.autograd.grad(model.gated_score(users, items, g).sum(), g)[0]
                 method = "exact"
             else:
+                from captum.attr import IntegratedGradients  # imports matplotlib: only when attributing
+
                 ig = IntegratedGradients(lambda g, u, i: model.gated_score(u, i, g))
                 contributions = ig.attribute(
                     ones,
@@ -149,6 +160,88 @@ class Explainer:
             weights=weights,
             method=method,
         )
+
+    def token_attributions(
+        self, model: Recommender, module: TokenModule, users: torch.Tensor, items: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Integrated Gradients of each pair's score over the item's word embeddings in ``module`` (baseline: its
+        words' embeddings zeroed, pads and every other source kept): ``(n, L)`` attributions (0 at pads) and the
+        completeness gap per pair. A forward hook scales the embedding outputs; IG of a word's scale is IG of its
+        embedding vector summed over dimensions."""
+        tokens = module.tokens[items]
+        pads = (tokens == 0).float()
+        state: dict[str, torch.Tensor] = {}
+
+        def scale(_mod: nn.Module, _inp: tuple, out: torch.Tensor) -> torch.Tensor:
+            return out * state["scale"][..., None]
+
+        def forward(s: torch.Tensor, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+            state["scale"] = s
+            return model.gated_score(u, i, torch.ones(len(u), len(model.explain_sources()), device=u.device))
+
+        from captum.attr import IntegratedGradients  # imports matplotlib: only when attributing
+
+        hook = module.embedding.register_forward_hook(scale)
+        was_training = model.training
+        model.eval()
+        try:
+            attr = IntegratedGradients(forward).attribute(
+                torch.ones_like(pads),
+                baselines=pads,
+                additional_forward_args=(users, items),
+                n_steps=self.n_steps,
+                method="gausslegendre",
+            )
+            with torch.no_grad():
+                gap = forward(torch.ones_like(pads), users, items) - forward(pads, users, items) - attr.sum(1)
+        finally:
+            hook.remove()
+            model.train(was_training)
+        return attr.detach().cpu().numpy(), gap.cpu().numpy()
+
+    def tokens(
+        self,
+        model: Recommender,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        user_ids: np.ndarray,
+        ranks: np.ndarray,
+        item_ids: np.ndarray,
+    ) -> tuple[pd.DataFrame | None, dict[str, float]]:
+        """The ``n_tokens`` words with the largest |attribution| per pair and token modality, and the mean
+        |completeness gap| (``explain/token_gap_<modality>``); None without a token encoder."""
+        modules = getattr(model, "token_modules", dict)()
+        if not modules or not self.n_tokens:
+            return None, {}
+        frames, metrics = [], {}
+        for m, module in modules.items():
+            chunks = [
+                self.token_attributions(model, module, users[a : a + self.batch_size], items[a : a + self.batch_size])
+                for a in range(0, len(users), self.batch_size)
+            ]
+            attr = np.concatenate([c[0] for c in chunks])
+            metrics[f"explain/token_gap_{m}"] = float(np.abs(np.concatenate([c[1] for c in chunks])).mean())
+            k = min(self.n_tokens, attr.shape[1])
+            order = np.argsort(-np.abs(attr), axis=1, kind="stable")[:, :k]
+            tok = module.tokens[items].cpu().numpy()
+            ids = np.take_along_axis(tok, order, 1)
+            real = ids.ravel() > 0
+            words = np.asarray(module.words, dtype=object)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "user": np.repeat(user_ids, k)[real],
+                        "rank": np.repeat(ranks, k)[real],
+                        "item": np.repeat(item_ids, k)[real],
+                        "modality": m,
+                        "token_rank": np.tile(np.arange(1, k + 1), len(attr))[real],
+                        "position": order.ravel()[real],
+                        "word": words[ids.ravel()[real]],
+                        "attribution": np.take_along_axis(attr, order, 1).ravel()[real],
+                    }
+                )
+            )
+        return pd.concat(frames, ignore_index=True), metrics
 
     def evidence(
         self, model: Recommender, users: np.ndarray, items: np.ndarray, train: Interactions
@@ -231,7 +324,9 @@ class Explainer:
                 )
             )
         ev = pd.concat(evidence, ignore_index=True) if evidence else pd.DataFrame(columns=[*EVIDENCE_COLUMNS])
-        return Explanations(frame, ev, self.metrics(att, scores))
+        u, i = torch.as_tensor(users, device=device), torch.as_tensor(items, device=device)
+        tokens, token_metrics = self.tokens(model, u, i, user_ids[users], ranks, item_ids[items])
+        return Explanations(frame, ev, self.metrics(att, scores) | token_metrics, tokens)
 
     @staticmethod
     def metrics(att: Attribution, scores: np.ndarray) -> dict[str, float]:

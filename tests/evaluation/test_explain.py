@@ -12,9 +12,11 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
 from mmbench import pipeline
+from mmbench.data.interactions import ItemContent
 from mmbench.encoders.base import ModalityFeatures
+from mmbench.encoders.text import LSTMEncoder
 from mmbench.evaluation.evaluator import EvalResult
-from mmbench.evaluation.explain import COLUMNS, EVIDENCE_COLUMNS, Attribution, Explainer
+from mmbench.evaluation.explain import COLUMNS, EVIDENCE_COLUMNS, TOKEN_COLUMNS, Attribution, Explainer
 from mmbench.fusion import AttentionFusion, EarlyFusion, GatedFusion, GraphFusion, HybridFusion, LateFusion
 from mmbench.models.multimodal.freedom import FREEDOM
 from mmbench.models.multimodal.fusion_rec import FusionRec
@@ -343,3 +345,65 @@ def test_explain_on_a_model_that_cannot_fails_before_any_work(tmp_path):
     assert not (tmp_path / "mlflow.db").exists() or not MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_runs(
         [e.experiment_id for e in MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_experiments()]
     )
+
+
+TEXTS = [
+    "dark crime thriller",
+    "funny romantic comedy",
+    "space war epic",
+    "dark space horror",
+    "funny family cartoon",
+    "crime drama",
+    "romantic drama",
+    "war drama epic",
+]
+
+
+def lstm_fusion_rec() -> FusionRec:
+    content = ItemContent("text", TEXTS, np.ones(N_ITEMS, bool))
+    text = ModalityFeatures("text", content.mask, encoder=LSTMEncoder(50, 6, 5, max_len=4), content=content)
+    torch.manual_seed(0)
+    m = FusionRec(embedding_dim=4, fusion=AttentionFusion(attention_dim=3))
+    m.set_features({"text": text, "image": features()["image"]})
+    m.build(TRAIN)
+    randomise(m)
+    return m.eval()
+
+
+def test_token_attributions_are_complete_and_name_the_items_words():
+    m = lstm_fusion_rec()
+    module = m.token_modules()["text"]
+    assert list(m.token_modules()) == ["text"]
+    attr, gap = Explainer(n_steps=16).token_attributions(m, module, USERS, ITEMS)
+    assert np.abs(gap).max() < 1e-5  # LSTM gates are smooth: Gauss-Legendre integrates to float precision
+    tokens = module.tokens[ITEMS].numpy()
+    assert np.all(attr[tokens == 0] == 0) and np.abs(attr[tokens > 0]).min() > 0  # pads are never attributed
+    # the words' sum is the score minus the score with every word's embedding zeroed (the pad's kept)
+    with torch.no_grad():
+        emb = module.embedding.weight.clone()
+        module.embedding.weight[1:] = 0
+        without = m.gated_score(USERS, ITEMS, torch.ones(len(USERS), 3))
+        module.embedding.weight.copy_(emb)
+    assert np.allclose(attr.sum(1), (pair_scores(m) - without).numpy(), atol=1e-5)
+    # a word whose embedding is zero gets nothing
+    drama = module.words.index("drama")
+    with torch.no_grad():
+        module.embedding.weight[drama] = 0
+    attr, _ = Explainer(n_steps=16).token_attributions(m, module, USERS, ITEMS)
+    assert np.abs(attr[tokens == drama]).max() == 0 and (tokens == drama).any()
+
+
+def test_explanations_list_the_top_words_of_a_token_encoder():
+    m = lstm_fusion_rec()
+    with torch.no_grad():
+        s = m.score(torch.arange(N_USERS))
+    top = torch.topk(s, 2, 1)
+    result = EvalResult({}, np.arange(N_USERS), {}, top.indices.numpy(), top.values.numpy(), N_USERS)
+    ex = Explainer(top_k=2, n_tokens=2, n_steps=8).explain(m, result, TRAIN, np.arange(N_USERS), np.arange(N_ITEMS))
+    t = ex.tokens
+    assert list(t.columns) == list(TOKEN_COLUMNS) and len(t) == 2 * 2 * N_USERS and set(t["modality"]) == {"text"}
+    for item, pos, word in zip(t["item"], t["position"], t["word"]):
+        assert TEXTS[item].split()[pos - (4 - len(TEXTS[item].split()))] == word  # pads in front (Keras 'pre')
+    first = t.groupby(["user", "rank"])["attribution"].apply(lambda a: abs(a.iloc[0]) >= abs(a.iloc[1]))
+    assert first.all() and "explain/token_gap_text" in ex.metrics
+    assert set(ex.evidence["modality"]) == {"image"}  # nearest-neighbour evidence for the frozen modality only

@@ -11,7 +11,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.encoders.base import ModalityFeatures
+from mmbench.encoders.base import ModalityFeatures, TokenModule
 from mmbench.fusion.base import Fusion
 from mmbench.models.base import Capabilities
 from mmbench.models.multimodal.base import MultimodalRecommender
@@ -178,6 +178,10 @@ class FusionRec(MultimodalRecommender):
         if not self.encoders:
             return {}
         return self.fusion.item_weights(*self.source_vectors(items))
+
+    def token_modules(self) -> dict[str, TokenModule]:
+        """Modalities whose trainable encoder reads tokens (the seed LSTM): their words get attributions."""
+        return {m: enc for m, enc in self.encoders.items() if isinstance(enc, TokenModule)}
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, i, j = batch
