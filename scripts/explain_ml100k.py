@@ -139,17 +139,18 @@ def markdown(df: pd.DataFrame, digits: int = 3) -> str:
 
 
 def examples(pairs: pd.DataFrame, work: Path, titles: pd.Series, entry: str) -> list[dict]:
-    """Four rank-1 recommendations of ``entry``: warm / cold items x active / sparse users, the lowest user id of
-    each group, with their two nearest training items by text and by image."""
-    out = []
+    """Four rank-1 recommendations of ``entry``: warm / cold items x active / sparse users, in each group the lowest
+    user id whose item is not already shown, with the two nearest training items by text and by image."""
+    out, shown = [], set()
     for protocol in PROTOCOLS:
         ev = pd.read_csv(work / f"{protocol}_{entry.replace(' ', '_')}" / "test_evidence.tsv", sep="\t")
         for sparse in (0, 1):
             f = pairs[(pairs["entry"] == entry) & (pairs["protocol"] == protocol) & (pairs["sparse"] == sparse)]
-            f = f[f["rank"] == 1].sort_values("user")
+            f = f[(f["rank"] == 1) & ~f["item"].isin(shown)].sort_values("user")
             if not len(f):
                 continue
             r = f.iloc[0]
+            shown.add(r["item"])
             e = ev[(ev["user"] == r["user"]) & (ev["rank"] == 1) & (ev["evidence_rank"] <= 2)]
             evidence = {
                 m: [f"{titles[i]} ({s:.2f})" for i, s in zip(g["train_item"], g["similarity"])]
@@ -160,26 +161,32 @@ def examples(pairs: pd.DataFrame, work: Path, titles: pd.Series, entry: str) -> 
 
 
 def plot_examples(chosen: list[dict], titles: pd.Series, entry: str, path: Path) -> None:
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(9, 2.6 * len(chosen)))
-    for ax, ex in zip(np.atleast_1d(axes), chosen):
+    """Per example: bars of the baseline and each source's contribution (with the model's weight where it has one)
+    and, beside them, the user's nearest training items in each modality. Text and bars only: no poster."""
+    fig, axes = plt.subplots(len(chosen), 2, figsize=(11, 2.3 * len(chosen)), gridspec_kw={"width_ratios": [1, 1.1]})
+    for (ax, side), ex in zip(np.atleast_2d(axes), chosen):
         r = ex["row"]
-        names = ["baseline", *SOURCES]
+        names = ["baseline", *(f"{s} (weight {r[f'weight_{s}']:.2f})" if f"weight_{s}" in r else s for s in SOURCES)]
         vals = [r["baseline"], *(r[f"contribution_{s}"] for s in SOURCES)]
         ax.barh(names, vals, color=["#999999", "#4c72b0", "#dd8452", "#55a868"])
         ax.axvline(0, color="black", lw=0.8)
         ax.invert_yaxis()
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel("contribution to the score", fontsize=8)
         who = "sparse" if ex["sparse"] else "active"
         ax.set_title(
-            f"{ex['protocol']} items, {who} user {r['user']} ({r['user_train_events']} training events): "
-            f"#1 {titles[r['item']]}  score {r['score']:.2f}",
+            f"{ex['protocol']} item, {who} user {r['user']} ({r['user_train_events']} training events)\n"
+            f"#1 {titles[r['item']]} ({r['item_train_events']} training events), score {r['score']:.2f}",
             fontsize=9,
         )
-        lines = [f"nearest in {m}: " + "; ".join(v) for m, v in sorted(ex["evidence"].items())]
-        ax.text(1.01, 0.5, "\n".join(lines), transform=ax.transAxes, fontsize=7, va="center", wrap=True)
-        ax.tick_params(labelsize=8)
-    fig.suptitle(f"{entry}: contribution of each source to the score ({chosen[0]['row']['method']})", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.6, 0.97))
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+        lines = []
+        for m, v in sorted(ex["evidence"].items()):
+            lines += [f"nearest in the user's history by {m}:", *(f"   {t}" for t in v)]
+        side.text(0.0, 0.5, "\n".join(lines), fontsize=8, va="center", family="monospace")
+        side.axis("off")
+    fig.suptitle(f"{entry} on ML-100K-MM: why the #1 item ({chosen[0]['row']['method']})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
