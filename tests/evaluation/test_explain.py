@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hydra.utils import instantiate
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
 from mmbench import pipeline
+from mmbench.config import ConfigError, compose, validate
 from mmbench.data.interactions import ItemContent
 from mmbench.encoders.base import ModalityFeatures
 from mmbench.encoders.text import LSTMEncoder
@@ -407,3 +409,16 @@ def test_explanations_list_the_top_words_of_a_token_encoder():
     first = t.groupby(["user", "rank"])["attribution"].apply(lambda a: abs(a.iloc[0]) >= abs(a.iloc[1]))
     assert first.all() and "explain/token_gap_text" in ex.metrics
     assert set(ex.evidence["modality"]) == {"image"}  # nearest-neighbour evidence for the frozen modality only
+
+
+def test_explain_config_builds_the_explainer_and_a_typo_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMBENCH_WORK_DIR", str(tmp_path))
+    cfg = compose(["explain=default", "explain.n_users=7"])
+    validate(cfg)
+    ex = instantiate(cfg.explain)
+    assert isinstance(ex, Explainer) and (ex.top_k, ex.n_users, ex.n_steps) == (10, 7, 64)
+    assert compose([]).get("explain") is None  # off by default
+    with pytest.raises(ConfigError, match="n_step"):
+        validate(compose(["explain=default", "+explain.n_step=3"]))
+    with pytest.raises(ValueError, match="explain.top_k=0"):
+        Explainer(top_k=0)
