@@ -28,6 +28,7 @@ from mmbench.data.readers import file_sha256
 from mmbench.data.train_content import content_for_training
 from mmbench.encoders import ModalityFeatures, build_features, build_user_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator, group_means
+from mmbench.evaluation.explain import Explainer
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import Recommender
 from mmbench.splits import Split, Splitter, load_or_create
@@ -406,6 +407,25 @@ def check_candidates(cfg: DictConfig) -> dict[str, str]:
     return {"eval.forced_candidates": "true"}
 
 
+def make_explainer(cfg: DictConfig, name: str, capabilities: object) -> Explainer | None:
+    """``cfg.explain`` built (None when off); a model that cannot explain itself or a ``top_k`` beyond the
+    evaluator's lists fails here, before any work."""
+    if cfg.get("explain") is None:
+        return None
+    if not getattr(capabilities, "explains", False):
+        raise ValueError(
+            f"explain: model {name} ({cfg.model._target_}) does not explain its scores; models that do declare "
+            "Capabilities(explains=True): fusion_rec, vbpr, freedom"
+        )
+    explainer: Explainer = instantiate(cfg.explain)
+    max_k = max(cfg.eval.ks)
+    if explainer.top_k > max_k:
+        raise ValueError(f"explain.top_k={explainer.top_k} exceeds the test lists' length max(eval.ks)={max_k}")
+    if not cfg.evaluate_test:
+        log.warning("explain: evaluate_test=false, so there are no test recommendations to explain")
+    return explainer
+
+
 def run(cfg: DictConfig) -> RunResult:
     """Run the configured benchmark; the test set is evaluated exactly once, after fitting.
 
@@ -419,6 +439,7 @@ def run(cfg: DictConfig) -> RunResult:
     forced = check_candidates(cfg)
     if capabilities is not None and capabilities.neural:
         check_devices(cfg)
+    explainer = make_explainer(cfg, name, capabilities)
     torch.set_num_threads(int(cfg.threads))
     seed_everything(int(cfg.seed))
     if launched_rank():  # DDP rank 1..N-1: train with rank 0, which alone tracks, evaluates and writes
@@ -476,6 +497,12 @@ def run(cfg: DictConfig) -> RunResult:
                 metrics.update({f"test/{k}": v for k, v in (test.means | group_means(test, groups)).items()})
                 metrics["test/n_users"] = test.n_users
                 save_result(ds, test, work, "test", topk=True, groups=groups)
+                if explainer is not None:  # explanations/test_topk.tsv, test_evidence.tsv; explain/... metrics
+                    t = time.perf_counter()
+                    explained = explainer.explain(model, test, split.train, ds.user_ids, ds.item_ids)
+                    explained.save(work / "explanations", "test")
+                    metrics.update(explained.metrics)
+                    times["time/explain_s"] = time.perf_counter() - t
             metrics.update({**times, **fit_facts})
             metrics.update(model.diagnostics())
             if isinstance(model, torch.nn.Module):

@@ -109,6 +109,15 @@ class FeatureTable(nn.Module):
         return self.values if items is None else self.values[items]
 
 
+class TokenModule(nn.Module):
+    """A trainable encoder over each item's token ids: ``tokens`` ``(n_items, L)`` (0 pads), ``words`` (token id ->
+    word, ``""`` for the pad) and ``embedding`` (the layer whose outputs token attributions scale)."""
+
+    tokens: torch.Tensor
+    words: list[str]
+    embedding: nn.Embedding
+
+
 @dataclass
 class ModalityFeatures:
     """What a model receives for one modality: the mask, and either frozen ``values`` or a trainable encoder.

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mmbench.data.interactions import ItemContent
-from mmbench.encoders.base import Encoder
+from mmbench.encoders.base import Encoder, TokenModule
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,13 @@ def tokenize(texts: list[str], vocab_size: int, max_len: int, fit: np.ndarray | 
     frequency get ids 1..vocab_size-1 (ties by first appearance), rarer words are dropped, 0 pads in front
     and long texts keep their last ``max_len`` words (Keras' 'pre' defaults). The vocabulary is counted over
     the ``fit`` texts (bool per text; ``None``: all)."""
+    return tokenize_with_words(texts, vocab_size, max_len, fit)[0]
+
+
+def tokenize_with_words(
+    texts: list[str], vocab_size: int, max_len: int, fit: np.ndarray | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """:func:`tokenize` and the vocabulary: token id -> word (``""`` for the pad 0)."""
     words = [_WORD.findall(t.lower()) for t in texts]
     fitted = range(len(words)) if fit is None else np.flatnonzero(fit)
     counts = Counter(w for r in fitted for w in words[r])
@@ -132,15 +139,19 @@ def tokenize(texts: list[str], vocab_size: int, max_len: int, fit: np.ndarray | 
         ids = [index[w] for w in ws if w in index][-max_len:]
         if ids:
             out[r, max_len - len(ids) :] = ids
-    return out
+    return out, ["", *index]
 
 
-class LSTMModule(nn.Module):
-    """Embedding + LSTM over each item's token ids (buffer); the last hidden state is the item vector."""
+class LSTMModule(TokenModule):
+    """Embedding + LSTM over each item's token ids (buffer); the last hidden state is the item vector. ``words``:
+    the vocabulary (token id -> word), for token attributions."""
 
-    def __init__(self, tokens: torch.Tensor, vocab_size: int, embed_dim: int, hidden_dim: int) -> None:
+    def __init__(
+        self, tokens: torch.Tensor, vocab_size: int, embed_dim: int, hidden_dim: int, words: list[str] | None = None
+    ) -> None:
         super().__init__()
         self.register_buffer("tokens", tokens, persistent=False)
+        self.words = list(words) if words is not None else [str(k) for k in range(vocab_size)]
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
         self.out_dim = hidden_dim
@@ -171,5 +182,5 @@ class LSTMEncoder(Encoder):
         self.transductive = transductive
 
     def module(self, content: ItemContent, fit: np.ndarray | None = None) -> nn.Module:
-        tokens = torch.as_tensor(tokenize(_texts(content), self.vocab_size, self.max_len, fit))
-        return LSTMModule(tokens, self.vocab_size, self.embed_dim, self.hidden_dim)
+        tokens, words = tokenize_with_words(_texts(content), self.vocab_size, self.max_len, fit)
+        return LSTMModule(torch.as_tensor(tokens), self.vocab_size, self.embed_dim, self.hidden_dim, words)

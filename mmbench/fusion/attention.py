@@ -38,6 +38,10 @@ class AttentionFusion(Fusion):
         self.last_weights = a.detach()
         return (a[..., None] * x).sum(1)
 
+    def item_weights(self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        a = self.weights(*self.stacked(h, mask))
+        return {s: a[:, k] for k, s in enumerate(self.sources)}
+
     def diagnostics(self) -> dict[str, float]:
         if self.last_weights is None:
             return {}

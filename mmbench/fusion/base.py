@@ -11,7 +11,11 @@ Every fusion is an ``nn.Module`` with
   softmaxes and weight normalisation, and replaced by a learned "missing" vector where a fixed-size
   input is needed (early fusion);
 * ``needs_all_items``: graph fusion propagates over the whole catalogue, so it is called with every item;
-* ``diagnostics()``: numbers to log (e.g. mean attention weight per source).
+* ``diagnostics()``: numbers to log (e.g. mean attention weight per source);
+* ``gated(h, mask, items, gates)``: the forward pass with source ``s``'s vectors scaled by ``gates[:, s]``
+  (one row of gates per output row), the path that explanations integrate along (:mod:`mmbench.evaluation.explain`);
+  ``additive``: the output is linear in the gates and zero at gates 0, so the gradient at gates 1 is an exact
+  decomposition; ``item_weights(h, mask)``: the per-item weight each source gets (attention, gates), if any.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Fusion(nn.Module):
     """Base class; subclasses implement ``setup`` and ``forward``."""
 
     needs_all_items: bool = False
+    additive: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,6 +52,17 @@ class Fusion(nn.Module):
         raise NotImplementedError
 
     def diagnostics(self) -> dict[str, float]:
+        return {}
+
+    def gated(
+        self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], items: torch.Tensor, gates: torch.Tensor
+    ) -> torch.Tensor:
+        """``forward`` with each source's vectors scaled by its gate: ``gates`` is ``(b, len(sources))``, one row per
+        row of ``h`` (an item's output depends on that item's vectors only; graph fusion overrides this)."""
+        return self({s: h[s] * gates[:, k, None] for k, s in enumerate(self.sources)}, mask, items)
+
+    def item_weights(self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per source, the ``(b,)`` weight this fusion gives it for each item (attention, gates); none by default."""
         return {}
 
     def stacked(self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,6 +22,7 @@ class GraphFusion(Fusion):
     whole catalogue."""
 
     needs_all_items = True
+    additive = True  # propagation is linear in every source's vectors
 
     def __init__(
         self,
@@ -45,6 +46,21 @@ class GraphFusion(Fusion):
             a = a + (1 - self.interaction_weight) * mm
         self.register_buffer("graph", to_torch(a), persistent=False)
 
+    def inputs(self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each source's share of ``x``: ``h_id``, and each modality's vectors over the item's available count."""
+        mods = self.sources[1:]
+        if not mods:
+            return {"id": h["id"]}
+        count = torch.stack([mask[s] for s in mods], 1).float().sum(1, keepdim=True).clamp_min(1)
+        return {"id": h["id"]} | {s: h[s] * mask[s][:, None] / count for s in mods}
+
+    def propagate(self, x: torch.Tensor) -> torch.Tensor:
+        out, z = x, x
+        for _ in range(self.n_layers):
+            z = sparse_mm(self.graph, z)
+            out = out + z
+        return out
+
     def forward(self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
         x = h["id"]
         mods = self.sources[1:]
@@ -52,8 +68,12 @@ class GraphFusion(Fusion):
             m = torch.stack([mask[s] for s in mods], 1).float()
             content = torch.stack([h[s] for s in mods], 1)
             x = x + (content * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp_min(1)
-        out, z = x, x
-        for _ in range(self.n_layers):
-            z = sparse_mm(self.graph, z)
-            out = out + z
-        return out[items]
+        return self.propagate(x)[items]
+
+    def gated(
+        self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], items: torch.Tensor, gates: torch.Tensor
+    ) -> torch.Tensor:
+        """``h`` covers the catalogue, ``gates`` one row per entry of ``items``: a gate scales its source for every
+        item, which propagation mixes linearly, so each source is propagated alone and weighted per row."""
+        parts = self.inputs(h, mask)
+        return sum(gates[:, k, None] * self.propagate(parts[s])[items] for k, s in enumerate(self.sources))

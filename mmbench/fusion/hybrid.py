@@ -33,5 +33,8 @@ class HybridFusion(Fusion):
     def forward(self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.early(h, mask, items), self.late(h, mask, items)], 1)
 
+    def item_weights(self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.late.item_weights(h, mask)
+
     def diagnostics(self) -> dict[str, float]:
         return self.late.diagnostics()

@@ -19,6 +19,8 @@ class LateFusion(Fusion):
     ``weights``: fixed weights in source order (``id`` first, then the modalities); ``null`` learns them
     (softmax over one logit per source, starting equal)."""
 
+    additive = True  # Σ_s w_s <p_u^s, h_s>: linear in each source vector, zero without them
+
     def __init__(self, weights: Sequence[float] | None = None) -> None:
         super().__init__()
         self.fixed = None if weights is None else [float(w) for w in weights]
@@ -46,6 +48,11 @@ class LateFusion(Fusion):
     def forward(self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
         x, m = self.stacked(h, mask)
         return (x * self.source_weights(m)[..., None]).flatten(1)
+
+    def item_weights(self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        _, m = self.stacked(h, mask)
+        w = self.source_weights(m)
+        return {s: w[:, k] for k, s in enumerate(self.sources)}
 
     def diagnostics(self) -> dict[str, float]:
         w = torch.softmax(self.logits.detach().float(), 0)

@@ -23,12 +23,18 @@ class Capabilities:
     is allowed). ``item_features``: reads the run's item features, given by ``set_features`` before fitting.
     ``user_features``: reads user features, given by ``set_user_features``. ``neural``: a
     :class:`NeuralRecommender` fitted by :class:`~mmbench.training.NeuralTrainer`, not by its own ``fit``.
+    ``explains``: its score splits over its sources (``explain_sources()``: ``id``, each item modality,
+    ``user_features``): ``gated_score(users, items, gates)`` scores ``(user, item)`` pairs with source ``s``'s input
+    scaled by ``gates[:, s]`` (row ``k`` depends on gates row ``k`` only; gates 1: ``score``), ``additive`` says it is
+    affine in the gates (the gradient is then an exact decomposition), ``explain_weights(users, items)`` gives the
+    per-source weights the model computed (attention, gates) if any (:mod:`mmbench.evaluation.explain`).
     """
 
     predicts_ratings: bool = False
     item_features: bool = False
     user_features: bool = False
     neural: bool = False
+    explains: bool = False
 
 
 _REQUIRED = {
@@ -36,6 +42,7 @@ _REQUIRED = {
     "item_features": ("set_features",),
     "user_features": ("set_user_features",),
     "neural": ("build", "loss", "train_data"),
+    "explains": ("explain_sources", "gated_score", "explain_weights"),
 }
 
 

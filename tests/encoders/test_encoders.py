@@ -18,6 +18,7 @@ from mmbench.encoders.text import (
     TfidfEncoder,
     resolve_sentence_model,
     tokenize,
+    tokenize_with_words,
 )
 
 
@@ -87,6 +88,8 @@ def test_tokenize_like_keras():
     t = tokenize(["a b b c", "c b", "d"], vocab_size=3, max_len=3)
     # counts b=3, c=2, a=1, d=1; vocab_size 3 keeps ids 1 (b) and 2 (c); front padding, last max_len words
     assert t.tolist() == [[1, 1, 2], [0, 2, 1], [0, 0, 0]]
+    same, words = tokenize_with_words(["a b b c", "c b", "d"], vocab_size=3, max_len=3)
+    assert same.tolist() == t.tolist() and words == ["", "b", "c"]  # token id -> word, the pad 0 first
 
 
 def test_lstm_module(syn):

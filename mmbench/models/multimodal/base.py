@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from mmbench.data.interactions import Interactions
-from mmbench.encoders.base import ModalityFeatures
+from mmbench.encoders.base import ModalityFeatures, TokenModule
 from mmbench.models.base import Capabilities, NeuralRecommender
 
 
@@ -54,6 +54,10 @@ class MultimodalRecommender(NeuralRecommender):
         if features and not self.capabilities.user_features:
             raise ValueError(f"{type(self).__name__} uses no user features (got {sorted(features)})")
         self.user_features = dict(features)
+
+    def token_modules(self) -> dict[str, TokenModule]:
+        """Modalities read through a trainable token encoder, for token attributions; none by default."""
+        return {}
 
     def check_features(self) -> None:
         """Called from ``build``: fails clearly when the model was never given its features."""

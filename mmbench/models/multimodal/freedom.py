@@ -13,6 +13,7 @@ from torch import nn
 from mmbench.data.graph import bipartite_graph, modality_graph, sparse_mm, sym_normalise, to_torch
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
+from mmbench.models.base import Capabilities
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
@@ -41,7 +42,13 @@ class FREEDOM(MultimodalRecommender):
     projected features (as in the authors' code).
 
     With no modality (``modalities=[]``) there is no item-item graph and no feature loss: ``h_i = 0``, leaving
-    the user-item part alone (LightGCN with degree-sensitive pruning), the ablation of the modality graph."""
+    the user-item part alone (LightGCN with degree-sensitive pruning), the ablation of the modality graph.
+
+    Explanations: ``id`` is the user-item term ``u_g · i_g``, modality ``m`` its graph ``w_m norm(kNN_m)`` in ``S``
+    (removing a modality removes its graph, not its features: the graph is what FREEDOM reads); additive with one
+    item-item layer, where ``u_g · h_i = Σ_m w_m u_g · (norm(kNN_m) q)_i``."""
+
+    capabilities = Capabilities(item_features=True, neural=True, explains=True)
 
     def __init__(
         self,
@@ -67,7 +74,8 @@ class FREEDOM(MultimodalRecommender):
         self.build_id_embeddings(train)
         d = self.embedding_dim
         frozen = {m: (f.require_frozen("FREEDOM"), f.mask) for m, f in self.features.items()}
-        mm, weights = modality_graph(frozen, self.k, self.modality_weights, "FREEDOM")
+        mm, self.mm_weights = modality_graph(frozen, self.k, self.modality_weights, "FREEDOM")
+        self.mm_parts: list[torch.Tensor] | None = None  # per-modality graphs, built when explanations ask
         # None without modalities: no item-item graph
         self.register_buffer("mm_adj", None if mm is None else to_torch(mm), persistent=False)
         self.proj = nn.ModuleDict()
@@ -111,14 +119,57 @@ class FREEDOM(MultimodalRecommender):
         else:
             for _ in range(self.n_mm_layers):
                 h = sparse_mm(self.mm_adj, h)
+        u, i = self.propagate_ui(adj)
+        return u, i + h
+
+    def propagate_ui(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The user-item part: LightGCN's mean of layers over ``adj``, user and item rows."""
         ego = torch.cat([self.user_emb.weight, self.item_emb.weight])
         layers = [ego]
         for _ in range(self.n_ui_layers):
             ego = sparse_mm(adj, ego)
             layers.append(ego)
         out = torch.stack(layers).mean(0)
-        u, i = out[: self.n_users], out[self.n_users :]
-        return u, i + h
+        return out[: self.n_users], out[self.n_users :]
+
+    def explain_sources(self) -> list[str]:
+        return ["id", *self.features]
+
+    @property
+    def additive(self) -> bool:
+        return self.mm_adj is None or self.n_mm_layers <= 1
+
+    def modality_parts(self) -> list[torch.Tensor]:
+        """``w_m norm(kNN_m)`` per modality (they sum to ``mm_adj``), rebuilt from the frozen features once."""
+        if self.mm_parts is None:
+            parts = []
+            for m in self.features:
+                x, mask = getattr(self, f"feat_{m}").cpu().numpy(), getattr(self, f"mask_{m}").cpu().numpy()
+                graph, _ = modality_graph({m: (x, mask)}, self.k, None, "FREEDOM")
+                parts.append(to_torch(graph * self.mm_weights[m]).to(self.item_emb.weight.device))
+            self.mm_parts = parts
+        return self.mm_parts
+
+    def gated_score(self, users: torch.Tensor, items: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        """Pair scores with the user-item term times ``gates[:, 0]`` and modality ``m``'s graph times its gate:
+        ``(Σ_m g_m S_m)^L q`` expanded over the ``M^L`` products of graphs, each weighted by its gates' product."""
+        ug, ig = self.propagate_ui(self.full_adj)
+        u = ug[users]
+        out = gates[:, 0] * (u * ig[items]).sum(-1)
+        if self.mm_adj is None:
+            return out
+        terms: list[tuple[tuple[int, ...], torch.Tensor]] = [((), self.item_emb.weight)]
+        for _ in range(self.n_mm_layers):
+            terms = [((k, *seq), sparse_mm(a, h)) for k, a in enumerate(self.modality_parts(), 1) for seq, h in terms]
+        for seq, h in terms:
+            g = torch.ones_like(out)
+            for k in seq:
+                g = g * gates[:, k]
+            out = out + g * (u * h[items]).sum(-1)
+        return out
+
+    def explain_weights(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {}
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, i, j = batch

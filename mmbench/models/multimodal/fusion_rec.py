@@ -11,7 +11,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.encoders.base import ModalityFeatures
+from mmbench.encoders.base import ModalityFeatures, TokenModule
 from mmbench.fusion.base import Fusion
 from mmbench.models.base import Capabilities
 from mmbench.models.multimodal.base import MultimodalRecommender
@@ -32,9 +32,13 @@ class FusionRec(MultimodalRecommender):
     block; a user with none keeps ``e_u`` alone). ``user_id_embedding=false`` drops ``e_u``: users are then
     their features only, so users never seen in training are scored too (a user without any features scores
     every item 0). Without user features the model is unchanged (same parameters, initialisation and results).
+
+    Explanations (``explain_sources``): ``id`` (the item id embedding ``q_i``), each modality (its projected vector
+    ``proj_m(enc_m(x_i^m))``, the fusion's input) and ``user_features`` (the projected user features in ``p_u``);
+    additive (an exact split) under late and graph fusion without user features.
     """
 
-    capabilities = Capabilities(item_features=True, user_features=True, neural=True)
+    capabilities = Capabilities(item_features=True, user_features=True, neural=True, explains=True)
 
     def __init__(
         self,
@@ -122,13 +126,18 @@ class FusionRec(MultimodalRecommender):
                 return self.item_vectors(uniq)[inverse]
         all_items = items is None or self.fusion.needs_all_items
         idx = torch.arange(self.item_emb.num_embeddings, device=self.device) if all_items else items
+        h, mask = self.source_vectors(idx)
+        out = self.fusion(h, mask, idx if not all_items else torch.arange(len(idx), device=idx.device))
+        return out if items is None or not all_items else out[items]
+
+    def source_vectors(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The fusion's inputs for items ``idx``: per source its ``(b, d)`` vectors and ``(b,)`` availability."""
         h = {"id": self.item_emb(idx)}
         mask = {"id": torch.ones(len(idx), dtype=torch.bool, device=idx.device)}
         for m, enc in self.encoders.items():
             h[m] = self.proj[m](enc(idx))
             mask[m] = getattr(self, f"mask_{m}")[idx]
-        out = self.fusion(h, mask, idx if not all_items else torch.arange(len(idx), device=idx.device))
-        return out if items is None or not all_items else out[items]
+        return h, mask
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """``p_u``: the id embedding plus the projected user features (each where there is one)."""
@@ -136,6 +145,43 @@ class FusionRec(MultimodalRecommender):
             return self.user_emb(users)
         p = self.user_proj(self.user_x[users]) * self.user_has[users, None]
         return self.user_emb(users) + p if self.user_id_embedding else p
+
+    def explain_sources(self) -> list[str]:
+        return ["id", *self.encoders, *(["user_features"] if self.user_features else [])]
+
+    @property
+    def additive(self) -> bool:
+        """``p_u · fusion(...)`` is linear in each item source when the fusion is; a gated user part makes it
+        bilinear."""
+        return not self.user_features and (not self.encoders or self.fusion.additive)
+
+    def gated_score(self, users: torch.Tensor, items: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        """Scores of the pairs ``(users[k], items[k])`` with each source scaled by ``gates[k]`` (columns in
+        ``explain_sources`` order); the user id embedding is not gated."""
+        n_item = 1 + len(self.encoders)
+        if not self.encoders:
+            q = self.item_emb(items) * gates[:, :1]
+        elif self.fusion.needs_all_items:
+            h, mask = self.source_vectors(torch.arange(self.item_emb.num_embeddings, device=items.device))
+            q = self.fusion.gated(h, mask, items, gates[:, :n_item])
+        else:
+            h, mask = self.source_vectors(items)
+            q = self.fusion.gated(h, mask, torch.arange(len(items), device=items.device), gates[:, :n_item])
+        if not self.user_features:
+            pu = self.user_emb(users)
+        else:
+            pu = gates[:, n_item:] * self.user_proj(self.user_x[users]) * self.user_has[users, None]
+            pu = self.user_emb(users) + pu if self.user_id_embedding else pu
+        return (pu * q).sum(-1)
+
+    def explain_weights(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.encoders:
+            return {}
+        return self.fusion.item_weights(*self.source_vectors(items))
+
+    def token_modules(self) -> dict[str, TokenModule]:
+        """Modalities whose trainable encoder reads tokens (the seed LSTM): their words get attributions."""
+        return {m: enc for m, enc in self.encoders.items() if isinstance(enc, TokenModule)}
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, i, j = batch

@@ -11,6 +11,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
+from mmbench.models.base import Capabilities
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
@@ -20,8 +21,12 @@ class VBPR(MultimodalRecommender):
     ``f_i`` concatenates the chosen modalities' frozen features, each scaled by its mean row norm so no
     modality dominates by scale; a missing modality is zeros. BPR loss with ``reg`` on ``γ, θ, β_i`` of
     the batch and ``reg_content`` on ``E`` and ``β'``.
+
+    Explanations: additive, ``id`` = ``β_i + γ_u·γ_i``, each modality its block of ``θ_u·(E f_i) + β'·f_i``.
     """
 
+    capabilities = Capabilities(item_features=True, neural=True, explains=True)
+    additive = True
     min_modalities = 1
 
     def __init__(
@@ -41,9 +46,12 @@ class VBPR(MultimodalRecommender):
     def build(self, train: Interactions) -> None:
         self.check_features()
         parts = []
+        self.blocks: list[slice] = []  # each modality's columns of ``content``
         for f in self.features.values():
             x = f.require_frozen("VBPR").astype(np.float32) * f.mask[:, None]
             scale = np.linalg.norm(x[f.mask], axis=1).mean() if f.mask.any() else 1.0
+            start = self.blocks[-1].stop if self.blocks else 0
+            self.blocks.append(slice(start, start + x.shape[1]))
             parts.append(x / max(float(scale), 1e-12))
         self.register_buffer("content", torch.as_tensor(np.concatenate(parts, 1)), persistent=False)
         k, k2, d = self.embedding_dim, self.content_dim, self.content.shape[1]
@@ -82,3 +90,19 @@ class VBPR(MultimodalRecommender):
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         gi, ei, bi = self._item_parts(items)
         return self.gamma_u(users) @ gi.T + self.theta_u(users) @ ei.T + bi[None, :]
+
+    def explain_sources(self) -> list[str]:
+        return ["id", *self.features]
+
+    def gated_score(self, users: torch.Tensor, items: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        """Pair scores, the id term times ``gates[:, 0]``, modality ``m``'s content term times its gate."""
+        out = gates[:, 0] * (self.beta_i(items).squeeze(-1) + (self.gamma_u(users) * self.gamma_i(items)).sum(-1))
+        f, tu = self.content[items], self.theta_u(users)
+        for k, cols in enumerate(self.blocks, 1):
+            fm = f[:, cols]
+            term = (tu * (fm @ self.E.weight[:, cols].T)).sum(-1) + fm @ self.beta_c.weight[0, cols]
+            out = out + gates[:, k] * term
+        return out
+
+    def explain_weights(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {}
