@@ -30,7 +30,9 @@ from mmbench.data.train_content import content_for_training
 from mmbench.encoders import ModalityFeatures, build_features, build_user_features
 from mmbench.evaluation.evaluator import EvalResult, Evaluator, group_means
 from mmbench.evaluation.metrics import metric_key
-from mmbench.models.base import Recommender
+from mmbench.models.base import Capabilities, Recommender
+from mmbench.privacy.attack import MembershipInference
+from mmbench.privacy.dp import UserLevelDP
 from mmbench.splits import Split, Splitter, load_or_create
 from mmbench.tracking import Tracker
 from mmbench.tracking.base import DataPart
@@ -183,11 +185,39 @@ def model_name(cfg: DictConfig) -> str:
     return str(cfg.model_name)
 
 
+def privacy_stage(
+    cfg: DictConfig, capabilities: Capabilities | None
+) -> tuple[UserLevelDP | None, MembershipInference | None]:
+    """``cfg.privacy``: user-level DP-SGD (``privacy=dp``, with the attack) and / or the membership-inference attack
+    (``privacy=audit``), or neither. ``privacy=dp`` for a model class that does not declare ``user_level_dp`` fails
+    here, before any data is read."""
+    if not cfg.get("privacy"):
+        return None, None
+    built = instantiate(cfg.privacy)
+    if isinstance(built, MembershipInference):
+        return None, built
+    if not isinstance(built, UserLevelDP):
+        raise ValueError(f"privacy: {cfg.privacy._target_} is neither UserLevelDP nor MembershipInference")
+    if capabilities is None or not capabilities.user_level_dp:
+        raise ValueError(
+            f"privacy=dp: model={model_name(cfg)} ({cfg.model._target_}) is not trained by user-level DP-SGD; "
+            "supported: bpr, fusion_rec, vbpr (models whose loss over one user's events reads no other user's data)"
+        )
+    return built, MembershipInference()
+
+
 def fit(
-    model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: Tracker, workdir: Path
+    model: Recommender,
+    split: Split,
+    cfg: DictConfig,
+    evaluator: Evaluator,
+    tracker: Tracker,
+    workdir: Path,
+    privacy: UserLevelDP | None = None,
 ) -> dict[str, float]:
     """Fit on train (val for early stopping only); returns fit facts to log. Neural models (``capabilities.neural``)
-    are trained by the run's ``trainer``, the others by their own ``fit``."""
+    are trained by the run's ``trainer``, the others by their own ``fit``; with ``privacy``, by user-level DP-SGD
+    (then also what it spent, ``privacy/epsilon`` ...)."""
     if model.capabilities.neural:
         cb = cfg.callbacks  # conf/callbacks: partial Lightning callbacks the trainer completes
         trainer = instantiate(
@@ -202,8 +232,8 @@ def fit(
 
             trial = load_trial(cfg.trial.study_name, cfg.trial.storage, int(cfg.trial.number))
             callbacks.append(instantiate(cb.optuna_pruning)(trial, metric_key(f"val/{cfg.trainer.monitor}")))
-        report = trainer.fit(model, split.train, split.val, evaluator, tracker.lightning_logger(), callbacks)
-        out = {"fit/epochs": float(report.epochs)}
+        report = trainer.fit(model, split.train, split.val, evaluator, tracker.lightning_logger(), callbacks, privacy)
+        out = {"fit/epochs": float(report.epochs)} | (privacy.spent() if privacy is not None else {})
         if report.best_epoch is not None:
             out.update({"fit/best_epoch": float(report.best_epoch), "fit/best_val_monitor": report.best_score})
         return out
@@ -356,6 +386,7 @@ def run(cfg: DictConfig) -> RunResult:
     capabilities = getattr(import_target(str(cfg.model._target_)), "capabilities", None)
     validate(cfg, skip=() if capabilities is None or capabilities.neural else ("callbacks",))
     forced = check_candidates(cfg)
+    dp, attack = privacy_stage(cfg, capabilities)
     torch.set_num_threads(int(cfg.threads))
     seed_everything(int(cfg.seed))
     tracker: Tracker = instantiate(cfg.logger)
@@ -391,7 +422,7 @@ def run(cfg: DictConfig) -> RunResult:
             give_features(model, features)
             give_user_features(model, user_features)
             t = time.perf_counter()
-            fit_facts = fit(model, split, cfg, evaluator, tracker, work)
+            fit_facts = fit(model, split, cfg, evaluator, tracker, work, dp)
             times["time/fit_s"] = time.perf_counter() - t
 
             t = time.perf_counter()
@@ -409,6 +440,8 @@ def run(cfg: DictConfig) -> RunResult:
                 metrics.update({f"test/{k}": v for k, v in (test.means | group_means(test, groups)).items()})
                 metrics["test/n_users"] = test.n_users
                 save_result(ds, test, work, "test", topk=True, groups=groups)
+                if attack is not None:  # test events are the non-members: never seen by the model
+                    metrics.update(attack(model, split.train, split.test))
             metrics.update({**times, **fit_facts})
             metrics.update(model.diagnostics())
             if isinstance(model, torch.nn.Module):

@@ -23,12 +23,16 @@ class Capabilities:
     is allowed). ``item_features``: reads the run's item features, given by ``set_features`` before fitting.
     ``user_features``: reads user features, given by ``set_user_features``. ``neural``: a
     :class:`NeuralRecommender` fitted by :class:`~mmbench.training.NeuralTrainer`, not by its own ``fit``.
+    ``user_level_dp``: trainable by user-level DP-SGD (``privacy=dp``): its ``loss`` over one user's ``(u, i, j)``
+    rows depends on no other user's data and training changes nothing but parameters (configuration-dependent
+    exceptions: ``user_level_dp_blocker``).
     """
 
     predicts_ratings: bool = False
     item_features: bool = False
     user_features: bool = False
     neural: bool = False
+    user_level_dp: bool = False
 
 
 _REQUIRED = {
@@ -103,6 +107,11 @@ class NeuralRecommender(nn.Module, Recommender):
         """Batches of one epoch; iterating again gives the next epoch."""
 
     optimizer: Callable[..., torch.optim.Optimizer] | None = None  # set from the config's `model.optimizer`
+
+    def user_level_dp_blocker(self) -> str | None:
+        """Why this model, as configured, cannot be trained by user-level DP-SGD although its class declares
+        ``user_level_dp`` (e.g. a component that mixes users' data); None when it can."""
+        return None
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         """The model's ``optimizer`` (a ``_partial_`` config) over its parameters; Adam(lr=1e-3) without one."""

@@ -14,13 +14,18 @@ from mmbench.data.interactions import Interactions
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import NeuralRecommender
+from mmbench.privacy.dp import UserLevelDP
 
 
 class RecModule(pl.LightningModule):
     """``training_step`` is the model's ``loss``; validation ranks all items for the validation users
     (training items masked) and logs ``val/<metric>_at_<k>`` for every metric of the evaluator; given the
     validation ``ratings`` (rating models), also ``val/rmse`` and ``val/mae`` at the end of each validation.
-    ``scheduler`` (a partial learning-rate scheduler given the optimizer) steps once per epoch."""
+    ``scheduler`` (a partial learning-rate scheduler given the optimizer) steps once per epoch.
+
+    With ``privacy`` (user-level DP-SGD) optimisation is manual: each batch of Poisson-sampled users gives one
+    gradient per user, and the model's optimizer wrapped in Opacus's DPOptimizer clips them, adds the noise and
+    steps. Nothing computed from the training batch is logged then (a loss curve would escape the noise)."""
 
     def __init__(
         self,
@@ -32,6 +37,7 @@ class RecModule(pl.LightningModule):
         candidates: np.ndarray | None = None,
         ratings: Interactions | None = None,
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+        privacy: UserLevelDP | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -43,8 +49,16 @@ class RecModule(pl.LightningModule):
         self.candidates = candidates
         self.ratings = ratings
         self.scheduler = scheduler
+        self.privacy = privacy
+        self.automatic_optimization = privacy is None
 
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor | None:
+        if self.privacy is not None:
+            optimizer = self.optimizers()
+            optimizer.zero_grad()
+            self.privacy.per_user_gradients(self.model, batch)
+            optimizer.step()
+            return None
         loss = self.model.loss(batch)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
         return loss
@@ -69,8 +83,14 @@ class RecModule(pl.LightningModule):
         for key, v in self.evaluator.rating_means(self.model, self.ratings).items():
             self.log(f"val/{key}", v, on_epoch=True, prog_bar=key == self.monitor)
 
+    def on_train_epoch_end(self) -> None:
+        if self.privacy is not None and self.scheduler is not None:  # manual optimisation steps its scheduler
+            self.lr_schedulers().step()
+
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         optimizer = self.model.configure_optimizer()
+        if self.privacy is not None:
+            optimizer = self.privacy.wrap(optimizer)
         if self.scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}

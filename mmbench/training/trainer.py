@@ -18,6 +18,7 @@ from mmbench.data.interactions import Interactions
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.evaluation.metrics import RATING_METRICS, metric_for, metric_key
 from mmbench.models.base import NeuralRecommender
+from mmbench.privacy.dp import UserLevelDP
 
 if TYPE_CHECKING:  # Lightning is imported by fit (about 5 s): config validation and non-neural runs skip it
     import pytorch_lightning as pl
@@ -89,9 +90,12 @@ class NeuralTrainer:
         evaluator: Evaluator | None = None,
         logger: Logger | bool = False,
         callbacks: Sequence[pl.Callback] = (),
+        privacy: UserLevelDP | None = None,
     ) -> FitReport:
         """Build ``model`` for ``train``'s id space and train it; with ``val``, early stopping and the restored
-        checkpoint follow ``val/<monitor>`` as computed by ``evaluator`` (default: ``Evaluator(progress=False)``)."""
+        checkpoint follow ``val/<monitor>`` as computed by ``evaluator`` (default: ``Evaluator(progress=False)``).
+        With ``privacy``, user-level DP-SGD (:mod:`mmbench.privacy.dp`): a model it cannot train fails here, before
+        anything is built; ``privacy.spent()`` then says what was spent."""
         import pytorch_lightning as pl
         from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -100,12 +104,19 @@ class NeuralTrainer:
         evaluator = Evaluator(progress=False) if evaluator is None else evaluator
         if not model.capabilities.neural:
             raise TypeError(f"{type(model).__name__} is not trained by NeuralTrainer: call model.fit(train, val)")
+        if privacy is not None:
+            privacy.check(model)
         early_stopping = self.early_stopping or partial(EarlyStopping, patience=self.patience, min_delta=self.min_delta)
         checkpoint = self.checkpoint or partial(
             ModelCheckpoint, filename="best", save_top_k=1, save_weights_only=True, auto_insert_metric_name=False
         )
         pl.seed_everything(self.seed, workers=True, verbose=False)
         model.build(train)
+        data = (
+            model.train_data(train, self.batch_size, self.seed)
+            if privacy is None
+            else privacy.prepare(model, train, self.max_epochs, self.seed)
+        )
         key = metric_key(f"val/{self.monitor}")
         mode = metric_for(self.monitor).mode
         has_val = val is not None and len(val) > 0
@@ -128,6 +139,7 @@ class NeuralTrainer:
             evaluator.candidate_mask(val) if has_val else None,
             val if has_val and rating_monitor else None,
             self.scheduler,
+            privacy,
         )
         ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")
         callbacks = list(callbacks)
@@ -152,7 +164,7 @@ class NeuralTrainer:
             deterministic=self.deterministic,
             log_every_n_steps=1,
         )
-        train_loader = DataLoader(model.train_data(train, self.batch_size, self.seed), batch_size=None)
+        train_loader = DataLoader(data, batch_size=None)
         val_users = np.flatnonzero(np.asarray(module.relevant.sum(1)).ravel() > 0)
         val_loader = DataLoader(TensorDataset(torch.as_tensor(val_users)), batch_size=evaluator.batch_size)
         trainer.fit(module, train_loader, val_loader if has_val else None)

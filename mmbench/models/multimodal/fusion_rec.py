@@ -34,7 +34,7 @@ class FusionRec(MultimodalRecommender):
     every item 0). Without user features the model is unchanged (same parameters, initialisation and results).
     """
 
-    capabilities = Capabilities(item_features=True, user_features=True, neural=True)
+    capabilities = Capabilities(item_features=True, user_features=True, neural=True, user_level_dp=True)
 
     def __init__(
         self,
@@ -65,6 +65,15 @@ class FusionRec(MultimodalRecommender):
                 "FusionRec: model.user_id_embedding=false needs user features; configure user_encoders "
                 "(e.g. +encoder@user_encoders.demographics=demographics)"
             )
+
+    def user_level_dp_blocker(self) -> str | None:
+        """The graph fusion's item-item graph counts co-occurrences across users' training events."""
+        if self.features and getattr(self.fusion, "interaction_weight", 0) > 0:
+            return (
+                f"fusion {type(self.fusion).__name__} builds an item graph from every user's training events "
+                "(interaction_weight > 0); set fusion.interaction_weight=0 or pick another fusion"
+            )
+        return None
 
     def build(self, train: Interactions) -> None:
         self.check_features()

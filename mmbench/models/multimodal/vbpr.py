@@ -11,6 +11,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
+from mmbench.models.base import Capabilities
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
@@ -22,6 +23,7 @@ class VBPR(MultimodalRecommender):
     the batch and ``reg_content`` on ``E`` and ``β'``.
     """
 
+    capabilities = Capabilities(item_features=True, neural=True, user_level_dp=True)
     min_modalities = 1
 
     def __init__(

@@ -10,12 +10,14 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.models.base import NeuralRecommender
+from mmbench.models.base import Capabilities, NeuralRecommender
 
 
 class BPR(NeuralRecommender):
     """``score(u, i) = p_u · q_i``; loss ``-log σ(s_ui - s_uj) + reg · (|p_u|² + |q_i|² + |q_j|²) / 2``
     averaged over the batch, with one sampled negative ``j`` per observed ``(u, i)``."""
+
+    capabilities = Capabilities(neural=True, user_level_dp=True)
 
     def __init__(
         self,
