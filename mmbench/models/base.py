@@ -77,6 +77,11 @@ class Recommender(ABC):
         """Numbers to log after training (e.g. mean attention weight per modality); none by default."""
         return {}
 
+    def for_release(self) -> Recommender:
+        """The model as it may leave the run (a logged model file): scoring exactly as this one, holding no
+        personal data beyond ids and learned parameters (e.g. no user feature table). ``self`` by default."""
+        return self
+
     @property
     def device(self) -> torch.device:
         return torch.device("cpu")
@@ -113,11 +118,18 @@ class NeuralRecommender(nn.Module, Recommender):
         ``user_level_dp`` (e.g. a component that mixes users' data); None when it can."""
         return None
 
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        """The model's ``optimizer`` (a ``_partial_`` config) over its parameters; Adam(lr=1e-3) without one."""
+    def configure_optimizer(self, params: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
+        """The model's ``optimizer`` (a ``_partial_`` config) over ``params`` (default: all its parameters);
+        Adam(lr=1e-3) without one."""
+        params = list(self.parameters()) if params is None else params
         if self.optimizer is None:
-            return torch.optim.Adam(self.parameters(), lr=1e-3)
-        return self.optimizer(self.parameters())
+            return torch.optim.Adam(params, lr=1e-3)
+        return self.optimizer(params)
+
+    def user_parameters(self) -> list[nn.Parameter]:
+        """Per-user tables whose row ``u`` is read only for user ``u`` (user id embeddings): what a user's own
+        profile is under ``privacy.scope=shared``. None by default."""
+        return []
 
     def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
         """Neural models are fitted by the trainer, which sits above the models: ``NeuralTrainer().fit(model,

@@ -19,6 +19,14 @@ whose training changes nothing but its parameters (declared by ``Capabilities.us
 into every other user's gradient, and BatchNorm running statistics are updated without noise: both are refused.
 The epoch selected on validation (early stopping, best checkpoint) reads the validation events outside the
 mechanism: the (epsilon, delta) bound is for the training events.
+
+``scope`` says what is released under the guarantee. ``model`` (default): every parameter, user id embeddings
+included, is updated only by the clipped, noised sum: the whole trained model is (epsilon, delta)-DP with respect
+to any one user's history. ``shared``: only the parameters shared by all users (item embeddings, item and user
+towers, fusion) are; each user's own rows of the per-user tables (``model.user_parameters()``: user id
+embeddings) are trained on that user's events alone, without clipping or noise, and must only serve that user
+(joint differential privacy, Kearns et al. 2014: what other users see is DP with respect to this user; the user's
+own recommendations and rows are not). A released model file then holds every user's rows and is not DP.
 """
 
 from __future__ import annotations
@@ -80,7 +88,7 @@ class UserPoissonSampler(IterableDataset):
 class UserLevelDP:
     """``privacy=dp``: user-level DP-SGD (module docstring). ``delta`` None is ``1 / n_users`` (users with
     training events); ``batch_users`` the expected number of users per step; ``accountant`` Opacus's
-    ``rdp`` or ``prv``."""
+    ``rdp`` or ``prv``; ``scope`` ``model`` or ``shared`` (module docstring)."""
 
     def __init__(
         self,
@@ -89,6 +97,7 @@ class UserLevelDP:
         delta: float | None = None,
         batch_users: int = 64,
         accountant: str = "rdp",
+        scope: str = "model",
     ) -> None:
         if not target_epsilon > 0:
             raise ValueError(f"privacy.target_epsilon={target_epsilon}: must be > 0 (no DP: privacy=audit)")
@@ -100,8 +109,10 @@ class UserLevelDP:
             raise ValueError(f"privacy.batch_users={batch_users}: must be at least 1")
         if accountant not in ("rdp", "prv"):
             raise ValueError(f"privacy.accountant={accountant!r}: choose rdp or prv")
+        if scope not in ("model", "shared"):
+            raise ValueError(f"privacy.scope={scope!r}: choose model (the whole model is DP) or shared (joint DP)")
         self.target_epsilon, self.max_grad_norm, self.delta = target_epsilon, max_grad_norm, delta
-        self.batch_users, self.accountant_name = batch_users, accountant
+        self.batch_users, self.accountant_name, self.scope = batch_users, accountant, scope
         self.sample_rate = self.noise_multiplier = math.nan
         self.steps_per_epoch = self.n_users = 0
         self.target_delta = math.nan
@@ -144,8 +155,20 @@ class UserLevelDP:
         self.accountant = create_accountant(self.accountant_name)
         return UserPoissonSampler(train, self.sample_rate, self.steps_per_epoch, seed)
 
+    def personal(self, model: nn.Module) -> list[nn.Parameter]:
+        """The parameters trained outside the mechanism: the model's per-user tables under ``scope=shared``."""
+        return [p for p in model.user_parameters() if p.requires_grad] if self.scope == "shared" else []
+
+    def optimizers(self, model: NeuralRecommender) -> list[torch.optim.Optimizer]:
+        """The model's optimizer over the mechanism's parameters inside Opacus's DPOptimizer (its steps counted
+        by the accountant), and under ``scope=shared`` the model's optimizer over the users' own rows."""
+        personal = {id(p) for p in self.personal(model)}
+        shared = [p for p in model.parameters() if p.requires_grad and id(p) not in personal]
+        dp = self.wrap(model.configure_optimizer(shared))
+        return [dp, model.configure_optimizer(self.personal(model))] if personal else [dp]
+
     def wrap(self, optimizer: torch.optim.Optimizer) -> DPOptimizer:
-        """The model's optimizer inside Opacus's DPOptimizer, its steps counted by the accountant."""
+        """``optimizer`` inside Opacus's DPOptimizer, its steps counted by the accountant."""
         from opacus.optimizers import DPOptimizer
 
         dp = DPOptimizer(
@@ -158,24 +181,36 @@ class UserLevelDP:
         dp.attach_step_hook(self.accountant.get_optimizer_hook_fn(sample_rate=self.sample_rate))
         return dp
 
-    @staticmethod
-    def per_user_gradients(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """Sets ``p.grad_sample`` (``[n_users_in_batch, *p.shape]``) to each user's gradient of ``model.loss``
-        over their own rows; returns the users' losses."""
+    def per_user_gradients(self, model: NeuralRecommender, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Sets ``p.grad_sample`` (``[n_users_in_batch, *p.shape]``) of the mechanism's parameters to each user's
+        gradient of ``model.loss`` over their own rows (and ``p.grad`` of the users' own rows under
+        ``scope=shared``: each row gets its user's gradient); returns the users' losses."""
         u, i, j, bounds = batch
         params = [p for p in model.parameters() if p.requires_grad]
+        personal = {id(p) for p in self.personal(model)}
         n = len(bounds) - 1
-        samples = [torch.zeros((n, *p.shape), dtype=p.dtype, device=p.device) for p in params]
+        samples = [
+            torch.zeros_like(p) if id(p) in personal else torch.zeros((n, *p.shape), dtype=p.dtype, device=p.device)
+            for p in params
+        ]
         losses = torch.zeros(n)
         for k in range(n):  # one backward pass per user: the unit whose gradient is clipped
             s, e = int(bounds[k]), int(bounds[k + 1])
             loss = model.loss((u[s:e], i[s:e], j[s:e]))
-            for buf, g in zip(samples, torch.autograd.grad(loss, params, allow_unused=True), strict=True):
-                if g is not None:
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            for p, buf, g in zip(params, samples, grads, strict=True):
+                if g is None:
+                    continue
+                if id(p) in personal:
+                    buf += g  # user k's rows only
+                else:
                     buf[k] = g
             losses[k] = loss.detach()
         for p, g in zip(params, samples, strict=True):
-            p.grad_sample = g
+            if id(p) in personal:
+                p.grad = g
+            else:
+                p.grad_sample = g
         return losses
 
     def spent(self) -> dict[str, float]:

@@ -54,10 +54,13 @@ class RecModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor | None:
         if self.privacy is not None:
-            optimizer = self.optimizers()
-            optimizer.zero_grad()
+            optimizers = self.optimizers()
+            optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+            for opt in optimizers:
+                opt.zero_grad()
             self.privacy.per_user_gradients(self.model, batch)
-            optimizer.step()
+            for opt in optimizers:
+                opt.step()
             return None
         loss = self.model.loss(batch)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
@@ -84,13 +87,18 @@ class RecModule(pl.LightningModule):
             self.log(f"val/{key}", v, on_epoch=True, prog_bar=key == self.monitor)
 
     def on_train_epoch_end(self) -> None:
-        if self.privacy is not None and self.scheduler is not None:  # manual optimisation steps its scheduler
-            self.lr_schedulers().step()
+        if self.privacy is not None and self.scheduler is not None:  # manual optimisation steps its schedulers
+            schedulers = self.lr_schedulers()
+            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+                scheduler.step()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+    def configure_optimizers(self) -> Any:
+        if self.privacy is not None:  # the DP optimizer, and with privacy.scope=shared the users' own one
+            optimizers = self.privacy.optimizers(self.model)
+            if self.scheduler is None:
+                return optimizers
+            return optimizers, [self.scheduler(o) for o in optimizers]
         optimizer = self.model.configure_optimizer()
-        if self.privacy is not None:
-            optimizer = self.privacy.wrap(optimizer)
         if self.scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}

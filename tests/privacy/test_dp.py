@@ -1,4 +1,5 @@
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ def test_sampler_includes_each_user_with_probability_q_and_all_of_their_events(s
 def test_per_user_gradients_are_each_users_own_loss_gradient():
     train, model = tiny()
     u, i, j, bounds = next(iter(UserPoissonSampler(train, 1.0, steps=1)))
-    UserLevelDP.per_user_gradients(model, (u, i, j, bounds))
+    UserLevelDP().per_user_gradients(model, (u, i, j, bounds))
     params = list(model.parameters())
     for k in range(5):
         s, e = int(bounds[k]), int(bounds[k + 1])
@@ -73,10 +74,11 @@ def test_clipping_bounds_each_users_gradient_norm(clip):
     """With the noise at zero, one step's gradient is sum_k g_k * min(1, C / |g_k|) / expected users: each user's
     contribution has norm min(|g_k|, C) (Opacus adds 1e-6 to the norm)."""
     train, model = tiny()
+    model.optimizer = partial(torch.optim.SGD, lr=0.0)
     dp = UserLevelDP(target_epsilon=1.0, max_grad_norm=clip)
     dp.prepare(model, train, max_epochs=1)
     dp.noise_multiplier = 0.0
-    opt = dp.wrap(torch.optim.SGD(model.parameters(), lr=0.0))
+    (opt,) = dp.optimizers(model)
     u, i, j, bounds = next(iter(UserPoissonSampler(train, 1.0, steps=1)))
     params = list(model.parameters())
     for k in range(5):
@@ -94,8 +96,9 @@ def test_clipping_bounds_each_users_gradient_norm(clip):
 def test_noise_has_std_sigma_times_the_bound_over_the_expected_users():
     train, model = tiny()
     dp = UserLevelDP(target_epsilon=1.0, max_grad_norm=0.5, batch_users=2)
+    model.optimizer = partial(torch.optim.SGD, lr=0.0)
     dp.prepare(model, train, max_epochs=1)
-    opt = dp.wrap(torch.optim.SGD(model.parameters(), lr=0.0))
+    (opt,) = dp.optimizers(model)
     empty = tuple(torch.zeros(0, dtype=torch.int64) for _ in range(3)) + (torch.tensor([0]),)
     dp.per_user_gradients(model, empty)  # a step that sampled nobody: noise only
     opt.step()
@@ -104,6 +107,34 @@ def test_noise_has_std_sigma_times_the_bound_over_the_expected_users():
     assert dp.sample_rate == pytest.approx(2 / 5)
     assert noise.std().item() == pytest.approx(expected, rel=0.15)  # 52 draws
     assert dp.spent()["privacy/steps"] == 1
+
+
+def test_scope_shared_leaves_each_users_own_rows_unclipped_and_unnoised():
+    train, model = tiny()
+    model.optimizer = partial(torch.optim.SGD, lr=0.0)
+    dp = UserLevelDP(target_epsilon=1.0, max_grad_norm=1e-3, scope="shared")
+    dp.prepare(model, train, max_epochs=1)
+    dp_opt, own = dp.optimizers(model)
+    assert [p for g in own.param_groups for p in g["params"]] == [model.user_emb.weight]
+    assert [p for g in dp_opt.param_groups for p in g["params"]] == [model.item_emb.weight]
+    batch = next(iter(UserPoissonSampler(train, 1.0, steps=1)))
+    u, i, j, bounds = batch
+    expected, clipped = torch.zeros_like(model.user_emb.weight), torch.zeros_like(model.item_emb.weight)
+    for k in range(5):
+        s, e = int(bounds[k]), int(bounds[k + 1])
+        gu, gi = torch.autograd.grad(
+            model.loss((u[s:e], i[s:e], j[s:e])), [model.user_emb.weight, model.item_emb.weight]
+        )
+        expected += gu
+        clipped += gi * min(1.0, 1e-3 / gi.norm().item())  # the clipping norm is over the shared parameters only
+    dp.per_user_gradients(model, batch)
+    dp_opt.step()
+    own.step()
+    assert torch.allclose(model.user_emb.weight.grad, expected, atol=1e-6)  # each row its user's raw gradient
+    noise = model.item_emb.weight.grad * 5 - clipped  # the shared table: clipped, summed, noised, / 5 users
+    assert noise.std().item() == pytest.approx(dp.noise_multiplier * 1e-3, rel=0.3)  # 32 draws
+    with pytest.raises(ValueError, match="privacy.scope='users'"):
+        UserLevelDP(scope="users")
 
 
 def test_the_accountants_epsilon_is_within_its_tolerance_of_the_target_after_training(split):

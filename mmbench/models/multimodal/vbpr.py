@@ -61,6 +61,9 @@ class VBPR(MultimodalRecommender):
         nn.init.zeros_(self.beta_i.weight)
         nn.init.zeros_(self.beta_c.weight)
 
+    def user_parameters(self) -> list[nn.Parameter]:
+        return [self.gamma_u.weight, self.theta_u.weight]
+
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)
 

@@ -36,6 +36,9 @@ class BPR(NeuralRecommender):
         nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
 
+    def user_parameters(self) -> list[nn.Parameter]:
+        return [self.user_emb.weight]
+
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)
 
