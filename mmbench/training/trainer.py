@@ -106,6 +106,9 @@ class NeuralTrainer:
             raise TypeError(f"{type(model).__name__} is not trained by NeuralTrainer: call model.fit(train, val)")
         if privacy is not None:
             privacy.check(model)
+            if self.precision not in ("32-true", "32", 32):  # per-user gradients are taken without a grad scaler
+                msg = f"privacy=dp trains in full precision: trainer.precision={self.precision!r}; use 32-true"
+                raise ValueError(msg)
         early_stopping = self.early_stopping or partial(EarlyStopping, patience=self.patience, min_delta=self.min_delta)
         checkpoint = self.checkpoint or partial(
             ModelCheckpoint, filename="best", save_top_k=1, save_weights_only=True, auto_insert_metric_name=False

@@ -176,6 +176,8 @@ def test_unsupported_models_and_typos_fail_before_training(split, tmp_path):
         run(cfg_for(tmp_path, "model=itemknn", "privacy=dp"))
     with pytest.raises(ConfigError, match="target_epsilonn"):
         run(cfg_for(tmp_path, "model=bpr", "privacy=dp", "+privacy.target_epsilonn=1"))
+    with pytest.raises(ValueError, match="trainer.precision='16-mixed'"):
+        NeuralTrainer(max_epochs=1, precision="16-mixed").fit(BPR(), split.train, privacy=UserLevelDP())
     with pytest.raises(ValueError, match="target_epsilon=0"):
         UserLevelDP(target_epsilon=0)
 
