@@ -5,14 +5,14 @@
 
 Models: BPR-MF (``model=bpr``) and fusion_rec with text+image (``experiment=mm_ml100k``: pretrained
 EfficientNet-Lite0 posters and all-MiniLM-L6-v2 text, the experiment's default early fusion), one seed, the
-per-user random 80/10/10 split of ``experiment=mm_ml100k``. DP runs: ``privacy=dp`` under both scopes (``model``:
-the whole model is DP; ``shared``: joint DP, each user's id embedding trained on their own events alone), noise
-calibrated for the epoch cap (BPR 20, fusion_rec 5 epochs: CPU budget), early stopping and the kept epoch on
-validation NDCG@20. The learning rate is chosen on validation NDCG@20 at epsilon 8 from ``LR_GRID``: per scope for
-BPR, for fusion_rec under ``scope=shared`` and reused for ``scope=model`` (the chosen run is the epsilon-8 point; the
-choice itself reads the private training data outside the accounting). Non-private runs: ``privacy=audit`` with
-the model's configured learning rate and the same epoch cap. Test is read once per run. Every run is appended to
-``runs.tsv`` (resumable: entries there are skipped); then ``tables.md`` and ``curve.png`` are written from it.
+per-user random 80/10/10 split of ``experiment=mm_ml100k``. DP runs: ``privacy=dp`` with ``scope=model`` (the
+whole model is DP) and, for BPR, ``scope=shared`` (joint DP: each user's id embedding trained on their own events
+alone); noise calibrated for the epoch cap (BPR 20, fusion_rec 5 epochs: CPU budget); early stopping and the kept
+epoch on validation NDCG@20. The learning rate of each (model, scope) is chosen on validation NDCG@20 at epsilon 8
+from ``LR_GRID`` (the chosen run is the epsilon-8 point; the choice itself reads the private training data outside
+the accounting). Non-private runs: ``privacy=audit``, the model's configured learning rate, the same epoch cap.
+Test is read once per run. Every run is appended to ``runs.tsv`` (resumable: entries there are skipped); then
+``tables.md`` and ``curve.png`` are written from it.
 """
 
 from __future__ import annotations
@@ -36,13 +36,12 @@ from mmbench.config import compose  # noqa: E402
 log = logging.getLogger(__name__)
 
 EPSILONS = (1.0, 2.0, 4.0, 8.0)
-SCOPES = ("model", "shared")
+SCOPES = {"bpr": ("model", "shared"), "fusion_rec": ("model",)}  # fusion_rec: scope=shared left out (CPU time)
 MODELS = {
     "bpr": ["experiment=mm_ml100k", "model=bpr", "trainer.max_epochs=20"],  # the encoders run, BPR ignores them
     "fusion_rec": ["experiment=mm_ml100k", "trainer.max_epochs=5"],  # text + image, early fusion
 }
 LR_GRID = {"bpr": (0.01, 0.05), "fusion_rec": (0.005, 0.05)}
-SELECT_ON = {"bpr": {}, "fusion_rec": {"model": "shared"}}  # scope -> the scope whose epsilon-8 runs choose its lr
 COMMON = ["seed=0", "eval.progress=false", "trainer.enable_progress_bar=false", "experiment_name=privacy_ml100k"]
 KEEP = ["val/ndcg@20", "test/ndcg@20", "test/recall@20", "privacy/mia_auc", "privacy/mia_auc_rank", "privacy/epsilon"]
 KEEP += ["privacy/delta", "privacy/noise_multiplier", "privacy/steps", "fit/epochs", "fit/best_epoch", "time/fit_s"]
@@ -82,10 +81,9 @@ def curve(runs: pd.DataFrame) -> pd.DataFrame:
     """The chosen runs: per (model, scope), the learning rate with the best validation NDCG@20 at epsilon 8,
     then that rate's run at every epsilon; the non-private run of each model as scope ``none``."""
     rows = []
-    for (model, scope), g in runs.groupby(["model", "scope"], sort=False):
+    for (_, scope), g in runs.groupby(["model", "scope"], sort=False):
         if scope != "none":
-            at8 = runs[(runs["model"] == model) & (runs["scope"] == SELECT_ON[model].get(scope, scope))]
-            at8 = at8[at8["epsilon"] == 8.0]
+            at8 = g[g["epsilon"] == 8.0]
             g = g[g["lr"] == at8.loc[at8["val/ndcg@20"].idxmax(), "lr"]]
         rows.append(g)
     return pd.concat(rows).sort_values(["model", "scope", "epsilon"])
@@ -142,14 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.tables_only:
         for model in args.models:
             run_entry(model, "none", math.inf, None, out)
-            chosen = {}
-            for scope in sorted(SCOPES, key=lambda s: s in SELECT_ON[model]):  # scopes that choose first
-                if scope in SELECT_ON[model]:
-                    lr = chosen[SELECT_ON[model][scope]]
-                else:
-                    vals = {lr: run_entry(model, scope, 8.0, lr, out)["val/ndcg@20"] for lr in LR_GRID[model]}
-                    lr = chosen[scope] = max(vals, key=vals.get)
-                for eps in EPSILONS if scope in SELECT_ON[model] else EPSILONS[:-1]:
+            for scope in SCOPES[model]:
+                vals = {lr: run_entry(model, scope, 8.0, lr, out)["val/ndcg@20"] for lr in LR_GRID[model]}
+                lr = max(vals, key=vals.get)
+                for eps in EPSILONS[:-1]:
                     run_entry(model, scope, eps, lr, out)
     write_tables(pd.read_csv(out, sep="\t"), folder)
 

@@ -29,10 +29,10 @@ def test_the_curve_uses_the_learning_rate_chosen_on_validation_at_epsilon_8():
             row("bpr", "model", 8.0, 0.05, 0.03),
             row("bpr", "model", 1.0, 0.05, 0.01),
             row("bpr", "model", 1.0, 0.01, 0.5),
-            row("fusion_rec", "shared", 8.0, 0.005, 0.04),
-            row("fusion_rec", "shared", 8.0, 0.05, 0.01),
-            row("fusion_rec", "model", 8.0, 0.005, 0.001),  # scope=model reuses shared's choice
+            row("fusion_rec", "model", 8.0, 0.005, 0.04),
+            row("fusion_rec", "model", 8.0, 0.05, 0.01),
             row("fusion_rec", "model", 2.0, 0.005, 0.001),
+            row("fusion_rec", "model", 2.0, 0.05, 0.9),
         ]
     )
     got = privacy_ml100k.curve(runs)
@@ -40,7 +40,6 @@ def test_the_curve_uses_the_learning_rate_chosen_on_validation_at_epsilon_8():
         ("bpr", "none", math.inf, 0),
         ("bpr", "model", 8.0, 0.05),
         ("bpr", "model", 1.0, 0.05),
-        ("fusion_rec", "shared", 8.0, 0.005),
         ("fusion_rec", "model", 8.0, 0.005),
         ("fusion_rec", "model", 2.0, 0.005),
     }
