@@ -9,9 +9,9 @@ EfficientNet-Lite0 posters and all-MiniLM-L6-v2 text, the experiment's default e
 per-user random 80/10/10 split of ``experiment=mm_ml100k``. DP runs: ``privacy=dp`` with ``scope=model`` (the
 whole model is DP) and, for BPR at epsilon 8 only, ``scope=shared`` (joint DP: each user's id embedding trained on
 their own events alone); noise calibrated for the epoch cap (BPR 20, fusion_rec 5 epochs: CPU budget); early
-stopping and the kept epoch on validation NDCG@20. The learning rate of each (model, scope) is chosen on validation NDCG@20 at epsilon 8
-from ``LR_GRID`` (the chosen run is the epsilon-8 point; the choice itself reads the private training data outside
-the accounting). Non-private runs: ``privacy=audit``, the model's configured learning rate, the same epoch cap.
+stopping and the kept epoch on validation NDCG@20. The learning rate of each (model, scope) is chosen on validation
+NDCG@20 at epsilon 8 from ``LR_GRID`` (the chosen run is the epsilon-8 point; the choice itself reads the private
+training data outside the accounting). Non-private runs: ``privacy=audit``, the model's configured learning rate, the same epoch cap.
 Test is read once per run. Every run is appended to ``runs.tsv`` (resumable: entries there are skipped); then
 ``tables.md`` and ``curve.png`` are written from it.
 """
