@@ -11,9 +11,9 @@ whole model is DP) and, for BPR at epsilon 8 only, ``scope=shared`` (joint DP: e
 their own events alone); noise calibrated for the epoch cap (BPR 20, fusion_rec 5 epochs: CPU budget); early
 stopping and the kept epoch on validation NDCG@20. The learning rate of each (model, scope) is chosen on validation
 NDCG@20 at epsilon 8 from ``LR_GRID`` (the chosen run is the epsilon-8 point; the choice itself reads the private
-training data outside the accounting). Non-private runs: ``privacy=audit``, the model's configured learning rate, the same epoch cap.
-Test is read once per run. Every run is appended to ``runs.tsv`` (resumable: entries there are skipped); then
-``tables.md`` and ``curve.png`` are written from it.
+training data outside the accounting). Non-private runs: ``privacy=audit``, the model's configured learning rate,
+the same epoch cap. Test is read once per run. Every run is appended to ``runs.tsv`` (resumable: entries there are
+skipped); then ``tables.md`` and ``curve.png`` are written from it.
 """
 
 from __future__ import annotations
