@@ -30,7 +30,9 @@ from mmbench.encoders import ModalityFeatures, build_features, build_user_featur
 from mmbench.evaluation.evaluator import EvalResult, Evaluator, group_means
 from mmbench.evaluation.explain import Explainer
 from mmbench.evaluation.metrics import metric_key
-from mmbench.models.base import Recommender
+from mmbench.models.base import Capabilities, Recommender
+from mmbench.privacy.attack import MembershipInference
+from mmbench.privacy.dp import UserLevelDP
 from mmbench.splits import Split, Splitter, load_or_create
 from mmbench.tracking import Tracker
 from mmbench.tracking.base import DataPart
@@ -186,13 +188,46 @@ def model_name(cfg: DictConfig) -> str:
     return str(cfg.model_name)
 
 
+def privacy_stage(
+    cfg: DictConfig, capabilities: Capabilities | None
+) -> tuple[UserLevelDP | None, MembershipInference | None]:
+    """``cfg.privacy``: user-level DP-SGD (``privacy=dp``, with the attack) and / or the membership-inference attack
+    (``privacy=audit``), or neither. ``privacy=dp`` for a model class that does not declare ``user_level_dp`` fails
+    here, before any data is read."""
+    if not cfg.get("privacy"):
+        return None, None
+    built = instantiate(cfg.privacy)
+    if isinstance(built, MembershipInference):
+        return None, built
+    if not isinstance(built, UserLevelDP):
+        raise ValueError(f"privacy: {cfg.privacy._target_} is neither UserLevelDP nor MembershipInference")
+    if capabilities is None or not capabilities.user_level_dp:
+        raise ValueError(
+            f"privacy=dp: model={model_name(cfg)} ({cfg.model._target_}) is not trained by user-level DP-SGD; "
+            "supported: bpr, fusion_rec, vbpr (models whose loss over one user's events reads no other user's data)"
+        )
+    if processes(cfg.trainer.devices, cfg.trainer.accelerator, cfg.trainer.strategy) > 1:
+        raise ValueError(
+            f"privacy=dp trains on one process (its accountant counts one process's sampling and noise): "
+            f"trainer.devices={cfg.trainer.devices}; use 1"
+        )
+    return built, MembershipInference()
+
+
 def fit(
-    model: Recommender, split: Split, cfg: DictConfig, evaluator: Evaluator, tracker: Tracker, workdir: Path
+    model: Recommender,
+    split: Split,
+    cfg: DictConfig,
+    evaluator: Evaluator,
+    tracker: Tracker,
+    workdir: Path,
+    privacy: UserLevelDP | None = None,
 ) -> dict[str, float]:
     """Fit on train (val for early stopping only); returns fit facts to log. Neural models (``capabilities.neural``)
-    are trained by the run's ``trainer``, the others by their own ``fit``. With ``trainer.devices`` > 1 the other
-    DDP ranks are started here (:func:`run_rank` in new processes, given the resolved config) and joined for
-    training; in those ranks this only trains."""
+    are trained by the run's ``trainer``, the others by their own ``fit``; with ``privacy``, by user-level DP-SGD
+    (then also what it spent, ``privacy/epsilon`` ...). With ``trainer.devices`` > 1 the other DDP ranks are started
+    here (:func:`run_rank` in new processes, given the resolved config) and joined for training; in those ranks this
+    only trains."""
     if model.capabilities.neural:
         cb = cfg.callbacks  # conf/callbacks: partial Lightning callbacks the trainer completes
         trainer = instantiate(
@@ -208,7 +243,7 @@ def fit(
 
             trial = None if rank else load_trial(cfg.trial.study_name, cfg.trial.storage, int(cfg.trial.number))
             callbacks.append(instantiate(cb.optuna_pruning)(trial, metric_key(f"val/{cfg.trainer.monitor}")))
-        args = (model, split.train, split.val, evaluator, tracker.lightning_logger(), callbacks)
+        args = (model, split.train, split.val, evaluator, tracker.lightning_logger(), callbacks, privacy)
         world = processes(cfg.trainer.devices, cfg.trainer.accelerator, cfg.trainer.strategy)
         if world > 1 and rank is None:  # rank 0 of a new group: start the others, train with them
             root = str(Path(mmbench.__file__).resolve().parents[1])  # the others import this very code
@@ -224,7 +259,7 @@ def fit(
             "fit/epochs": float(report.epochs),
             "fit/processes": float(report.world_size),
             "fit/steps": float(report.steps),
-        }
+        } | (privacy.spent() if privacy is not None else {})
         if report.best_epoch is not None:
             out.update({"fit/best_epoch": float(report.best_epoch), "fit/best_val_monitor": report.best_score})
         return out
@@ -440,6 +475,7 @@ def run(cfg: DictConfig) -> RunResult:
     if capabilities is not None and capabilities.neural:
         check_devices(cfg)
     explainer = make_explainer(cfg, name, capabilities)
+    dp, attack = privacy_stage(cfg, capabilities)
     torch.set_num_threads(int(cfg.threads))
     seed_everything(int(cfg.seed))
     if launched_rank():  # DDP rank 1..N-1: train with rank 0, which alone tracks, evaluates and writes
@@ -479,7 +515,7 @@ def run(cfg: DictConfig) -> RunResult:
             meter = FitMeter(energy=bool(cfg.costs.energy), country_iso_code=str(cfg.costs.country_iso_code))
             with meter.measure():
                 t = time.perf_counter()
-                fit_facts = fit(model, split, cfg, evaluator, tracker, work)
+                fit_facts = fit(model, split, cfg, evaluator, tracker, work, dp)
                 times["time/fit_s"] = time.perf_counter() - t
 
             t = time.perf_counter()
@@ -503,6 +539,8 @@ def run(cfg: DictConfig) -> RunResult:
                     explained.save(work / "explanations", "test")
                     metrics.update(explained.metrics)
                     times["time/explain_s"] = time.perf_counter() - t
+                if attack is not None:  # test events are the non-members: never seen by the model
+                    metrics.update(attack(model, split.train, split.test))
             metrics.update({**times, **fit_facts})
             metrics.update(model.diagnostics())
             if isinstance(model, torch.nn.Module):

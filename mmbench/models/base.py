@@ -28,6 +28,9 @@ class Capabilities:
     scaled by ``gates[:, s]`` (row ``k`` depends on gates row ``k`` only; gates 1: ``score``), ``additive`` says it is
     affine in the gates (the gradient is then an exact decomposition), ``explain_weights(users, items)`` gives the
     per-source weights the model computed (attention, gates) if any (:mod:`mmbench.evaluation.explain`).
+    ``user_level_dp``: trainable by user-level DP-SGD (``privacy=dp``): its ``loss`` over one user's ``(u, i, j)``
+    rows depends on no other user's data and training changes nothing but parameters (configuration-dependent
+    exceptions: ``user_level_dp_blocker``).
     """
 
     predicts_ratings: bool = False
@@ -35,6 +38,7 @@ class Capabilities:
     user_features: bool = False
     neural: bool = False
     explains: bool = False
+    user_level_dp: bool = False
 
 
 _REQUIRED = {
@@ -80,6 +84,11 @@ class Recommender(ABC):
         """Numbers to log after training (e.g. mean attention weight per modality); none by default."""
         return {}
 
+    def for_release(self) -> Recommender:
+        """The model as it may leave the run (a logged model file): scoring exactly as this one, holding no
+        personal data beyond ids and learned parameters (e.g. no user feature table). ``self`` by default."""
+        return self
+
     @property
     def device(self) -> torch.device:
         return torch.device("cpu")
@@ -111,11 +120,23 @@ class NeuralRecommender(nn.Module, Recommender):
 
     optimizer: Callable[..., torch.optim.Optimizer] | None = None  # set from the config's `model.optimizer`
 
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        """The model's ``optimizer`` (a ``_partial_`` config) over its parameters; Adam(lr=1e-3) without one."""
+    def user_level_dp_blocker(self) -> str | None:
+        """Why this model, as configured, cannot be trained by user-level DP-SGD although its class declares
+        ``user_level_dp`` (e.g. a component that mixes users' data); None when it can."""
+        return None
+
+    def configure_optimizer(self, params: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
+        """The model's ``optimizer`` (a ``_partial_`` config) over ``params`` (default: all its parameters);
+        Adam(lr=1e-3) without one."""
+        params = list(self.parameters()) if params is None else params
         if self.optimizer is None:
-            return torch.optim.Adam(self.parameters(), lr=1e-3)
-        return self.optimizer(self.parameters())
+            return torch.optim.Adam(params, lr=1e-3)
+        return self.optimizer(params)
+
+    def user_parameters(self) -> list[nn.Parameter]:
+        """Per-user tables whose row ``u`` is read only for user ``u`` (user id embeddings): what a user's own
+        profile is under ``privacy.scope=shared``. None by default."""
+        return []
 
     def fit(self, train: Interactions, val: Interactions | None = None) -> Self:
         """Neural models are fitted by the trainer, which sits above the models: ``NeuralTrainer().fit(model,

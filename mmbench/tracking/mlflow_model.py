@@ -4,6 +4,7 @@ the rows of ``recommendations/test_topk.tsv`` for those users (``params={"k": 5}
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import pickle
 from importlib.metadata import PackageNotFoundError, version
@@ -68,6 +69,7 @@ class TopKModel(mlflow.pyfunc.PythonModel):
 
 
 def save_state(topk: TopK, path: Path) -> int:
-    """Pickle ``topk`` to ``path`` with torch (tensors loadable on another device); returns its size in bytes."""
-    torch.save(topk, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    """Pickle ``topk`` to ``path`` with torch (tensors loadable on another device), its model as released
+    (``model.for_release()``: no user feature table); returns its size in bytes."""
+    torch.save(dataclasses.replace(topk, model=topk.model.for_release()), path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
     return path.stat().st_size

@@ -15,6 +15,7 @@ from mmbench.data.sampling import EpochBatches
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.evaluation.metrics import metric_key
 from mmbench.models.base import NeuralRecommender
+from mmbench.privacy.dp import UserLevelDP
 
 
 class RecModule(pl.LightningModule):
@@ -27,7 +28,11 @@ class RecModule(pl.LightningModule):
     validation users (``shards``: the training and validation batch streams, sharded at ``setup``); the per-user
     results of all processes are gathered, so each validation metric is the mean over every validation user once,
     the value one process computes for the same weights, and rank 0's values are broadcast so that early stopping,
-    checkpointing and pruning read the same number on every rank."""
+    checkpointing and pruning read the same number on every rank.
+
+    With ``privacy`` (user-level DP-SGD) optimisation is manual: each batch of Poisson-sampled users gives one
+    gradient per user, and the model's optimizer wrapped in Opacus's DPOptimizer clips them, adds the noise and
+    steps. Nothing computed from the training batch is logged then (a loss curve would escape the noise)."""
 
     def __init__(
         self,
@@ -39,6 +44,7 @@ class RecModule(pl.LightningModule):
         candidates: np.ndarray | None = None,
         ratings: Interactions | None = None,
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+        privacy: UserLevelDP | None = None,
         shards: tuple[EpochBatches, ...] = (),
     ) -> None:
         super().__init__()
@@ -53,12 +59,23 @@ class RecModule(pl.LightningModule):
         self.scheduler = scheduler
         self.shards = shards
         self._val_parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+        self.privacy = privacy
+        self.automatic_optimization = privacy is None
 
     def setup(self, stage: str) -> None:
         for stream in self.shards:  # the process group exists now: each rank takes its part of every batch
             stream.shard(self.trainer.global_rank, self.trainer.world_size)
 
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor | None:
+        if self.privacy is not None:
+            optimizers = self.optimizers()
+            optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+            for opt in optimizers:
+                opt.zero_grad()
+            self.privacy.per_user_gradients(self.model, batch)
+            for opt in optimizers:
+                opt.step()
+            return None
         loss = self.model.loss(batch)
         # under DDP: each process's epoch mean over its shards, averaged over the processes at the epoch's end
         self.log(
@@ -107,7 +124,18 @@ class RecModule(pl.LightningModule):
         """The users validation ranks: those with a relevant validation item."""
         return np.flatnonzero(self.n_rel > 0)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+    def on_train_epoch_end(self) -> None:
+        if self.privacy is not None and self.scheduler is not None:  # manual optimisation steps its schedulers
+            schedulers = self.lr_schedulers()
+            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+                scheduler.step()
+
+    def configure_optimizers(self) -> Any:
+        if self.privacy is not None:  # the DP optimizer, and with privacy.scope=shared the users' own one
+            optimizers = self.privacy.optimizers(self.model)
+            if self.scheduler is None:
+                return optimizers
+            return optimizers, [self.scheduler(o) for o in optimizers]
         optimizer = self.model.configure_optimizer()
         if self.scheduler is None:
             return optimizer

@@ -20,6 +20,7 @@ from mmbench.data.sampling import EpochBatches, OrderedBatches
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.evaluation.metrics import RATING_METRICS, metric_for, metric_key
 from mmbench.models.base import NeuralRecommender
+from mmbench.privacy.dp import UserLevelDP
 from mmbench.training.distributed import launched_rank, processes, weights_digest
 
 if TYPE_CHECKING:  # Lightning is imported by fit (about 5 s): config validation and non-neural runs skip it
@@ -105,9 +106,12 @@ class NeuralTrainer:
         evaluator: Evaluator | None = None,
         logger: Logger | bool = False,
         callbacks: Sequence[pl.Callback] = (),
+        privacy: UserLevelDP | None = None,
     ) -> FitReport:
         """Build ``model`` for ``train``'s id space and train it; with ``val``, early stopping and the restored
-        checkpoint follow ``val/<monitor>`` as computed by ``evaluator`` (default: ``Evaluator(progress=False)``)."""
+        checkpoint follow ``val/<monitor>`` as computed by ``evaluator`` (default: ``Evaluator(progress=False)``).
+        With ``privacy``, user-level DP-SGD (:mod:`mmbench.privacy.dp`): a model it cannot train fails here, before
+        anything is built; ``privacy.spent()`` then says what was spent."""
         import pytorch_lightning as pl
         from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -116,6 +120,13 @@ class NeuralTrainer:
         evaluator = Evaluator(progress=False) if evaluator is None else evaluator
         if not model.capabilities.neural:
             raise TypeError(f"{type(model).__name__} is not trained by NeuralTrainer: call model.fit(train, val)")
+        if privacy is not None:
+            privacy.check(model)
+            if self.processes > 1:  # the accountant counts one process's sampling and noise
+                raise ValueError(f"privacy=dp trains on one process: trainer.devices={self.devices!r}; use 1")
+            if self.precision not in ("32-true", "32", 32):  # per-user gradients are taken without a grad scaler
+                msg = f"privacy=dp trains in full precision: trainer.precision={self.precision!r}; use 32-true"
+                raise ValueError(msg)
         early_stopping = self.early_stopping or partial(EarlyStopping, patience=self.patience, min_delta=self.min_delta)
         checkpoint = self.checkpoint or partial(
             ModelCheckpoint, filename="best", save_top_k=1, save_weights_only=True, auto_insert_metric_name=False
@@ -135,7 +146,11 @@ class NeuralTrainer:
             raise ValueError(f"trainer.monitor={self.monitor!r} is not computed by eval.metrics={evaluator.metrics}")
         if has_val and "@" in self.monitor and int(self.monitor.split("@")[1]) not in evaluator.ks:
             raise ValueError(f"trainer.monitor={self.monitor!r}: K is not in eval.ks={evaluator.ks}")
-        train_data = model.train_data(train, self.batch_size, self.seed)
+        train_data = (
+            model.train_data(train, self.batch_size, self.seed)
+            if privacy is None
+            else privacy.prepare(model, train, self.max_epochs, self.seed)
+        )
         val_users = np.flatnonzero(np.asarray(evaluator.relevant(val).sum(1)).ravel() > 0) if has_val else []
         val_data = OrderedBatches(np.asarray(val_users, dtype=np.int64), evaluator.batch_size)
         module = RecModule(
@@ -147,6 +162,7 @@ class NeuralTrainer:
             evaluator.candidate_mask(val) if has_val else None,
             val if has_val and rating_monitor else None,
             self.scheduler,
+            privacy=privacy,
             shards=tuple(d for d in (train_data, val_data) if isinstance(d, EpochBatches)),
         )
         ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")

@@ -38,7 +38,7 @@ class FusionRec(MultimodalRecommender):
     additive (an exact split) under late and graph fusion without user features.
     """
 
-    capabilities = Capabilities(item_features=True, user_features=True, neural=True, explains=True)
+    capabilities = Capabilities(item_features=True, user_features=True, neural=True, explains=True, user_level_dp=True)
 
     def __init__(
         self,
@@ -69,6 +69,32 @@ class FusionRec(MultimodalRecommender):
                 "FusionRec: model.user_id_embedding=false needs user features; configure user_encoders "
                 "(e.g. +encoder@user_encoders.demographics=demographics)"
             )
+
+    def for_release(self) -> FusionRec:
+        """Without user features: a copy (sharing every other module and buffer) whose user id embedding holds each
+        user's final vector ``p_u`` and which has no ``user_proj``, ``user_x`` (the encoded user table, e.g.
+        demographics) or ``user_features``; it scores the known users as this model does."""
+        if not self.user_features:
+            return self
+        with torch.no_grad():
+            p = self.user_vectors(torch.arange(len(self.user_x), device=self.user_x.device)).detach().clone()
+        out = object.__new__(type(self))
+        out.__dict__ = dict(self.__dict__)
+        out._modules = {k: v for k, v in self._modules.items() if k not in ("user_proj", "user_emb")}
+        out._buffers = {k: v for k, v in self._buffers.items() if k not in ("user_x", "user_has")}
+        out._non_persistent_buffers_set = self._non_persistent_buffers_set - {"user_x", "user_has"}
+        out.user_features, out.user_id_embedding = {}, True
+        out.user_emb = nn.Embedding.from_pretrained(p, freeze=True)
+        return out
+
+    def user_level_dp_blocker(self) -> str | None:
+        """The graph fusion's item-item graph counts co-occurrences across users' training events."""
+        if self.features and getattr(self.fusion, "interaction_weight", 0) > 0:
+            return (
+                f"fusion {type(self.fusion).__name__} builds an item graph from every user's training events "
+                "(interaction_weight > 0); set fusion.interaction_weight=0 or pick another fusion"
+            )
+        return None
 
     def build(self, train: Interactions) -> None:
         self.check_features()
@@ -110,6 +136,10 @@ class FusionRec(MultimodalRecommender):
         self.register_buffer("user_x", x, persistent=False)
         self.register_buffer("user_has", torch.as_tensor(has, dtype=torch.bool), persistent=False)
         self.user_proj = nn.Linear(x.shape[1], user_dim)
+
+    def user_parameters(self) -> list[nn.Parameter]:
+        """The user id embedding (``user_proj`` over user features is shared by all users)."""
+        return [self.user_emb.weight] if self.user_id_embedding else []
 
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)

@@ -25,7 +25,7 @@ class VBPR(MultimodalRecommender):
     Explanations: additive, ``id`` = ``β_i + γ_u·γ_i``, each modality its block of ``θ_u·(E f_i) + β'·f_i``.
     """
 
-    capabilities = Capabilities(item_features=True, neural=True, explains=True)
+    capabilities = Capabilities(item_features=True, neural=True, explains=True, user_level_dp=True)
     additive = True
     min_modalities = 1
 
@@ -66,6 +66,9 @@ class VBPR(MultimodalRecommender):
         nn.init.normal_(self.E.weight, std=self.init_std / np.sqrt(d))
         nn.init.zeros_(self.beta_i.weight)
         nn.init.zeros_(self.beta_c.weight)
+
+    def user_parameters(self) -> list[nn.Parameter]:
+        return [self.gamma_u.weight, self.theta_u.weight]
 
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)

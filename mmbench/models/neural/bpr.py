@@ -10,12 +10,14 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.models.base import NeuralRecommender
+from mmbench.models.base import Capabilities, NeuralRecommender
 
 
 class BPR(NeuralRecommender):
     """``score(u, i) = p_u · q_i``; loss ``-log σ(s_ui - s_uj) + reg · (|p_u|² + |q_i|² + |q_j|²) / 2``
     averaged over the batch, with one sampled negative ``j`` per observed ``(u, i)``."""
+
+    capabilities = Capabilities(neural=True, user_level_dp=True)
 
     def __init__(
         self,
@@ -33,6 +35,9 @@ class BPR(NeuralRecommender):
         self.item_emb = nn.Embedding(train.n_items, self.embedding_dim)
         nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
+
+    def user_parameters(self) -> list[nn.Parameter]:
+        return [self.user_emb.weight]
 
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)

@@ -148,6 +148,28 @@ def test_user_vector_is_id_plus_projected_features_and_masked_users_keep_the_id_
         assert torch.all(m.user_vectors(users)[~has] == 0)
 
 
+@pytest.mark.parametrize("user_id_embedding", [True, False])
+def test_the_released_model_scores_as_the_model_without_the_user_feature_table(tmp_path, user_id_embedding):
+    import io
+
+    ds = Synthetic(n_users=40, n_items=30, interactions_per_user=5, n_factors=6, missing_profile=0.3).read()
+    m = profile_model(ds, tmp_path, user_id_embedding)
+    released = m.for_release()
+    users = torch.arange(40)
+    with torch.no_grad():
+        torch.testing.assert_close(released.score(users), m.score(users), atol=1e-6, rtol=1e-6)
+    assert not released.user_features and not hasattr(released, "user_x") and not hasattr(released, "user_proj")
+    assert released.item_emb is m.item_emb and hasattr(m, "user_x") and m.user_features  # the original is unchanged
+    buf = io.BytesIO()
+    torch.save(released, buf)
+    x = ds.user_content["profile"].values.astype(np.float32)
+    assert x[ds.user_content["profile"].mask][0].tobytes() not in buf.getvalue()
+    torch.save(m, buf)
+    assert x[ds.user_content["profile"].mask][0].tobytes() in buf.getvalue()  # the check can fail
+    plain = FusionRec(embedding_dim=4)
+    assert plain.for_release() is plain
+
+
 def test_no_id_embedding_needs_user_features(syn):
     m = FusionRec(user_id_embedding=False)
     with pytest.raises(ValueError, match="user_id_embedding=false needs user features.*user_encoders"):
