@@ -230,6 +230,15 @@ def plot(df: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def cell(v: object) -> str:
+    """A table cell: counts with thousands separators, seconds and MB to 3 significant digits (no exponent)."""
+    if isinstance(v, float | np.floating):
+        if np.isnan(v):
+            return ""
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return f"{v:,}" if isinstance(v, int | np.integer) else str(v)
+
+
 def markdown(df: pd.DataFrame, command: str, skipped: list[str], loads: list[float]) -> str:
     cols = ["model", "interactions", "users", "items", "status", "fit_s", "eval_s", "peak_rss_mb", "model_rss_mb"]
     lines = [
@@ -247,12 +256,7 @@ def markdown(df: pd.DataFrame, command: str, skipped: list[str], loads: list[flo
         "|" + "---|" * (len(cols) + 1),
     ]
     for r in df.itertuples(index=False):
-        cells = [
-            f"{v:.3g}"
-            if isinstance(v, float) and not np.isnan(v)
-            else ("" if isinstance(v, float) else f"{v:,}" if isinstance(v, int | np.integer) else str(v))
-            for v in (getattr(r, c) for c in cols)
-        ]
+        cells = [cell(getattr(r, c)) for c in cols]
         lines.append("| " + " | ".join(cells) + f" | {r.note} |")
     if skipped:
         lines += ["", "Skipped (time budget):", "", *(f"- {s}" for s in skipped)]
