@@ -319,6 +319,16 @@ def data_parts(name: str, split: Split) -> list[DataPart]:
     ]
 
 
+def config_yaml(resolved: dict) -> str:
+    """The YAML ``OmegaConf.save(cfg, path, resolve=True)`` writes, from the resolved container of ``cfg``."""
+    import yaml
+    from omegaconf._utils import get_omega_conf_dumper
+
+    return yaml.dump(
+        resolved, default_flow_style=False, allow_unicode=True, sort_keys=False, Dumper=get_omega_conf_dumper()
+    )
+
+
 def format_table(metrics: dict[str, float]) -> str:
     """Rows of metric names, columns val and test."""
     names = sorted(
@@ -393,8 +403,9 @@ def run(cfg: DictConfig) -> RunResult:
     try:
         with tempfile.TemporaryDirectory(prefix="mmbench-run-") as tmp:
             work = Path(tmp)
-            OmegaConf.save(cfg, work / "config.yaml", resolve=True)
-            tracker.log_params(flatten(cfg))
+            resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # resolved once for both
+            (work / "config.yaml").write_text(config_yaml(resolved), encoding="utf-8")
+            tracker.log_params(flatten(resolved))
             times: dict[str, float] = {}
 
             t = time.perf_counter()

@@ -247,3 +247,20 @@ def test_data_stage_is_read_once_per_process_and_never_shared(tmp_path, data_dir
     assert (folder / "u.data").stat().st_size == before.st_size
     ds3, split3 = pipeline.load_data(cfg)
     assert len(reads) == 2 and split3.fingerprint != split.fingerprint
+
+
+@pytest.mark.parametrize(
+    "overrides", [["experiment=surprise_ml100k", "model=knn_basic"], ["experiment=mm_ml100k"], ["model=bpr"]]
+)
+def test_config_yaml_is_what_omegaconf_saves(tmp_path, overrides):
+    """The run's config.yaml, written from the config resolved once (also flattened into the params), is byte for
+    byte the file ``OmegaConf.save(cfg, resolve=True)`` writes, and the params are those of the DictConfig."""
+    from omegaconf import OmegaConf
+
+    from mmbench.config import flatten
+
+    cfg = compose(overrides)
+    OmegaConf.save(cfg, tmp_path / "saved.yaml", resolve=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert pipeline.config_yaml(resolved).encode() == (tmp_path / "saved.yaml").read_bytes()
+    assert flatten(resolved) == flatten(cfg)
