@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -111,6 +112,22 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return True  # objects built by nested _target_ nodes, callables, ...: checked when built
 
 
+@functools.cache
+def _signature(target: str) -> tuple[Mapping[str, inspect.Parameter], dict[str, Any]] | None:
+    """The parameters and resolved type hints of ``target``'s constructor (None: no signature to check), read once
+    per process: every job of a multirun validates the same classes."""
+    obj = import_target(target)
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    try:
+        hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
+    except Exception:
+        hints = {}
+    return sig.parameters, hints
+
+
 def validate(cfg: DictConfig, skip: Sequence[str] = ()) -> None:
     """Check every ``_target_`` node against its constructor before anything runs.
 
@@ -123,16 +140,10 @@ def validate(cfg: DictConfig, skip: Sequence[str] = ()) -> None:
         if key.split(".", 1)[0] in skip:
             continue
         target = node["_target_"]
-        obj = import_target(target)
-        try:
-            sig = inspect.signature(obj)
-        except (TypeError, ValueError):
+        signature = _signature(target)
+        if signature is None:
             continue
-        try:
-            hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
-        except Exception:
-            hints = {}
-        params = sig.parameters
+        params, hints = signature
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         valid = [n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
         given = [k for k in node.keys() if k not in _HYDRA_KEYS]

@@ -71,10 +71,37 @@ def _data_files(ds: Dataset) -> dict[str, Path] | None:
     return paths if paths and all(p.is_file() for p in paths.values()) else None
 
 
+# Per file, the stat stamp (size, mtime, ctime, inode, device) taken before the SHA-256 that verified it: a later
+# reuse whose stamp is the same skips hashing. Any write changes the ctime (which no user call can set back), and only
+# stamps whose ctime and mtime are older than _SETTLE_NS are kept, so a write in the same clock tick as the one before
+# the stamp cannot go unseen: each file is hashed once per process, and again only when it changed.
+_VERIFIED: dict[Path, tuple[tuple[int, ...], str]] = {}
+_SETTLE_NS = 2_000_000_000
+_now_ns = time.time_ns
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _file_unchanged(path: Path, digest: str) -> bool:
+    """Whether ``path`` still has the SHA-256 ``digest``: by its stat stamp when it was verified before in this
+    process with the same stamp, else by hashing it (then its stamp is remembered, once settled)."""
+    stamp = _stamp(path)
+    if _VERIFIED.get(path) == (stamp, digest):
+        return True
+    if file_sha256(path) != digest:
+        return False
+    if max(stamp[1], stamp[2]) < _now_ns() - _SETTLE_NS:
+        _VERIFIED[path] = (stamp, digest)
+    return True
+
+
 def _files_unchanged(ds: Dataset) -> bool:
     """Whether every file ``ds`` was read from still has the SHA-256 recorded when it was read."""
     paths = _data_files(ds)
-    return paths is not None and all(file_sha256(paths[name]) == digest for name, digest in ds.files.items())
+    return paths is not None and all(_file_unchanged(paths[name], digest) for name, digest in ds.files.items())
 
 
 def _own_interactions(inter: Interactions) -> Interactions:
@@ -116,7 +143,8 @@ def _own_split(split: Split) -> Split:
 def load_data(cfg: DictConfig) -> tuple[Dataset, Split]:
     """The data stage: ``cfg.dataset`` read and ``cfg.preprocess``ed, then split by ``cfg.split`` (saved under
     ``paths.split_dir``, or read back from there). Reused within the process when the resolved dataset and
-    preprocess config are the same and the files are unchanged (SHA-256), and the split fingerprint is the same."""
+    preprocess config are the same and the files are unchanged (SHA-256, hashed again only when a file's stat stamp
+    changed: :func:`_file_unchanged`), and the split fingerprint is the same."""
     key = json.dumps(
         [OmegaConf.to_container(cfg.dataset, resolve=True), OmegaConf.to_container(cfg.preprocess, resolve=True)],
         sort_keys=True,
@@ -386,6 +414,16 @@ def data_parts(name: str, split: Split) -> list[DataPart]:
     ]
 
 
+def config_yaml(resolved: dict) -> str:
+    """The YAML ``OmegaConf.save(cfg, path, resolve=True)`` writes, from the resolved container of ``cfg``."""
+    import yaml
+    from omegaconf._utils import get_omega_conf_dumper
+
+    return yaml.dump(
+        resolved, default_flow_style=False, allow_unicode=True, sort_keys=False, Dumper=get_omega_conf_dumper()
+    )
+
+
 def format_table(metrics: dict[str, float]) -> str:
     """Rows of metric names, columns val and test."""
     names = sorted(
@@ -487,8 +525,9 @@ def run(cfg: DictConfig) -> RunResult:
     try:
         with tempfile.TemporaryDirectory(prefix="mmbench-run-") as tmp:
             work = Path(tmp)
-            OmegaConf.save(cfg, work / "config.yaml", resolve=True)
-            tracker.log_params(flatten(cfg))
+            resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # resolved once for both
+            (work / "config.yaml").write_text(config_yaml(resolved), encoding="utf-8")
+            tracker.log_params(flatten(resolved))
             times: dict[str, float] = {}
 
             t = time.perf_counter()

@@ -44,10 +44,76 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 
+class SweepConfigCache:
+    """Hydra's config loader, with ``load_sweep_config`` composing once per distinct set of config-group overrides.
+
+    Hydra composes every job of a multirun from scratch (reading and merging every YAML file of its defaults tree,
+    ~0.3 s a job). Its composition is: the defaults tree from the config-group overrides (``model=svd``), then the
+    value overrides (``split.fold=2``: keys that are not a config group, as Hydra's ``Overrides`` sorts them) applied
+    to the composed config, then the overrides recorded in ``hydra.overrides.task`` and
+    ``hydra.job.override_dirname``. This cache composes the first part once per (config name, Hydra overrides,
+    group overrides) and does the rest on a deep copy, in the same way: the config of each job is the one Hydra
+    composes (``tests/test_search.py`` compares them for every job of ``experiment=surprise_ml100k``). Jobs with an
+    override of the ``hydra`` node go through Hydra's own path."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+        self._base: dict[tuple[Any, ...], DictConfig] = {}
+        self._is_group: dict[str, bool] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def _group(self, override: Override) -> bool:
+        """Whether Hydra treats ``override`` as a config-group override (its key is a group, its value no dict)."""
+        if override.input_line not in self._is_group:
+            repo = self._loader.repository
+            value = override.value()
+            self._is_group[override.input_line] = repo.group_exists(override.key_or_group) and not isinstance(
+                value, dict
+            )
+        return self._is_group[override.input_line]
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        import copy
+
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+
+        parsed = OverridesParser.create().parse_overrides(overrides=list(sweep_overrides))
+        if any(o.is_hydra_override() or o.is_sweep_override() for o in parsed):
+            return self._loader.load_sweep_config(master_config, list(sweep_overrides))
+        groups = [o for o in parsed if self._group(o)]
+        values = [o for o in parsed if not self._group(o)]
+        key = (
+            master_config.hydra.job.config_name,
+            tuple(OmegaConf.to_container(master_config.hydra.overrides.hydra)),
+            tuple(o.input_line for o in groups),
+        )
+        if key not in self._base:
+            self._base[key] = self._loader.load_sweep_config(master_config, [o.input_line for o in groups])
+        cfg = copy.deepcopy(self._base[key])
+        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        cfg.hydra.overrides.task = [o.input_line for o in parsed]
+        dirname = cfg.hydra.job.config.override_dirname
+        cfg.hydra.job.override_dirname = get_overrides_dirname(
+            overrides=parsed, kv_sep=dirname.kv_sep, item_sep=dirname.item_sep, exclude_keys=dirname.exclude_keys
+        )
+        return cfg
+
+
 class GridSweeper(BasicSweeper):
-    """``hydra/sweeper=mmbench_grid``: Hydra's basic grid sweeper, except that the check before the jobs start composes
-    one job per override value not yet seen instead of every job (a 10 x 5 grid: 14 compositions, not 50, each
-    ~0.15 s); the launcher still composes every job. A misspelt value still fails before any job runs."""
+    """``hydra/sweeper=mmbench_grid``: Hydra's basic grid sweeper with cheaper compositions. The check before the jobs
+    start composes one job per override value not yet seen instead of every job (a 10 x 5 grid: 14 checks, not 50),
+    and the check and the launcher compose through one :class:`SweepConfigCache` (the 10 x 5 grid: 10 compositions in
+    all, not 64). A misspelt value still fails before any job runs."""
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        loader = SweepConfigCache(hydra_context.config_loader)
+        super().setup(
+            hydra_context=HydraContext(config_loader=loader, callbacks=hydra_context.callbacks),
+            task_function=task_function,
+            config=config,
+        )
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         seen: set[str] = set()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from mmbench import pipeline
 from mmbench.config import CONF_DIR, ConfigError, compose
+from mmbench.data.readers import file_sha256
 from mmbench.encoders import ModalityFeatures
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.models.neural.bpr import BPR
@@ -232,9 +235,16 @@ def test_data_stage_is_read_once_per_process_and_never_shared(tmp_path, data_dir
     cfg = cfg_for(
         tmp_path, "dataset=ml100k", f"paths.data_dir={tmp_path / 'data'}", "split=kfold", "model=baseline_only"
     )
+    hashed = []
+    monkeypatch.setattr(pipeline, "file_sha256", lambda path: hashed.append(Path(path).name) or file_sha256(path))
+    monkeypatch.setattr(pipeline, "_VERIFIED", {})
+    monkeypatch.setattr(pipeline, "_now_ns", lambda: time.time_ns() + 10**10)  # the copies' ctime is settled
     first = pipeline.run(cfg)
     ds, split = pipeline.load_data(cfg)
     assert len(reads) == 1 and split.fingerprint == first.split.fingerprint
+    assert sorted(hashed) == ["u.data", "u.item", "u.user"]  # verified once at the first reuse
+    pipeline.load_data(cfg)
+    assert len(hashed) == 3  # then by the unchanged stat stamps
     train = split.train.ratings.copy()
     split.train.ratings[:] = 1.0  # a careless model
     ds.interactions.ratings[:] = 1.0
@@ -244,7 +254,27 @@ def test_data_stage_is_read_once_per_process_and_never_shared(tmp_path, data_dir
     assert second.metrics["test/rmse"] == first.metrics["test/rmse"]
     lines = (folder / "u.data").read_text().splitlines()
     u, i, r, t = lines[0].split("\t")
-    lines[0] = "\t".join([u, i, str(int(r) % 5 + 1), t])  # another rating
+    lines[0] = "\t".join([u, i, str(int(r) % 5 + 1), t])  # another rating: same size
+    before = (folder / "u.data").stat()
     (folder / "u.data").write_text("\n".join(lines) + "\n")
+    os.utime(folder / "u.data", ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old mtime: the ctime moves
+    assert (folder / "u.data").stat().st_size == before.st_size
     ds3, split3 = pipeline.load_data(cfg)
     assert len(reads) == 2 and split3.fingerprint != split.fingerprint
+
+
+@pytest.mark.parametrize(
+    "overrides", [["experiment=surprise_ml100k", "model=knn_basic"], ["experiment=mm_ml100k"], ["model=bpr"]]
+)
+def test_config_yaml_is_what_omegaconf_saves(tmp_path, overrides):
+    """The run's config.yaml, written from the config resolved once (also flattened into the params), is byte for
+    byte the file ``OmegaConf.save(cfg, resolve=True)`` writes, and the params are those of the DictConfig."""
+    from omegaconf import OmegaConf
+
+    from mmbench.config import flatten
+
+    cfg = compose(overrides)
+    OmegaConf.save(cfg, tmp_path / "saved.yaml", resolve=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert pipeline.config_yaml(resolved).encode() == (tmp_path / "saved.yaml").read_bytes()
+    assert flatten(resolved) == flatten(cfg)

@@ -69,3 +69,6 @@ def test_surprise_experiment_runs_the_grid_and_writes_the_table(tmp_path, data_d
     assert len(runs) == 4 and len({r.data.tags["sweep_id"] for r in runs}) == 1
     assert {"test/rmse", "test/mae", "time/fit_s", "time/eval_test_s"} <= set(runs[0].data.metrics)
     assert not any("ndcg" in k or "recall" in k for k in runs[0].data.metrics)  # eval=rating: nothing ranked
+    assert not any("mmbench.model_uri" in r.data.tags for r in runs)  # no pyfunc model per run in this table
+    assert (tmp_path / "multirun").is_dir() and list((tmp_path / "multirun").rglob("multirun.yaml"))
+    assert not list((tmp_path / "multirun").rglob(".hydra/config.yaml"))  # the config is each run's artifact

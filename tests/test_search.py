@@ -199,3 +199,42 @@ def test_shared_study_settings_are_checked(tmp_path):
         StudyLock("oracle://host/db", "s")
     with pytest.raises(SearchError, match="needs a file"):
         StudyLock("sqlite:///:memory:", "s")
+
+
+def test_sweep_config_cache_composes_every_job_as_hydra_does():
+    """SweepConfigCache: every job's config (hydra node included) equals Hydra's own composition, with one
+    composition per distinct set of config-group overrides; a bad value override still fails."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from mmbench.search import SweepConfigCache
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", ["experiment=surprise_ml100k"], RunMode.MULTIRUN)
+        composed = []
+
+        class Counting:
+            repository = loader.repository
+
+            def load_sweep_config(self, master_config, sweep_overrides):
+                composed.append(list(sweep_overrides))
+                return loader.load_sweep_config(master_config, sweep_overrides)
+
+        cache = SweepConfigCache(Counting())
+        exp = "experiment=surprise_ml100k"
+        models = ("svd", "knn_basic", "normal_predictor")
+        jobs = [[f"model={m}", f"split.fold={f}", exp] for m in models for f in (0, 3)]
+        jobs += [["model=svd", "split.fold=1", exp, "eval.metrics=[recall,ndcg]", "+tags.x=1", "model.n_epochs=3"]]
+        jobs += [["model=svd", "split=random", "split.seed=4", exp]]
+        for job in jobs:
+            ours, hydras = cache.load_sweep_config(master, job), loader.load_sweep_config(master, job)
+            assert OmegaConf.to_container(ours) == OmegaConf.to_container(hydras), job
+            assert OmegaConf.is_struct(ours) and ours.hydra.overrides.task == job
+        assert composed == [["model=svd", exp], ["model=knn_basic", exp], ["model=normal_predictor", exp]] + [
+            ["model=svd", "split=random", exp]
+        ]
+        with pytest.raises(ConfigCompositionException, match="split.nope"):
+            cache.load_sweep_config(master, ["model=svd", "split.nope=1", exp])

@@ -73,3 +73,20 @@ def test_a_neural_run_still_validates_its_callbacks(tmp_path):
         [sys.executable, "-m", "mmbench", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert bad.returncode == 2 and "patiencee" in bad.stderr
+
+
+def test_a_rating_grid_with_its_table_callback_imports_no_scipy_stats(tmp_path):
+    """experiment=surprise_ml100k's table callback and its jobs' modules leave scipy.stats (~1 s) unimported: only a
+    table with a significance test needs it."""
+    probe = (
+        "import sys\nimport mmbench.reproduce, mmbench.pipeline, mmbench.tracking.mlflow_tracker\n"
+        "import mmbench.models.rating.knn, mmbench.models.rating.svd, mmbench.models.rating.nmf\n"
+        "print('STATS=' + str('scipy.stats' in sys.modules))\n"
+        "from mmbench.reporting.statistics import paired_test\n"
+        "print('P=' + str(round(paired_test([1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 2.0, 5.0], 'ttest'), 6)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "STATS=False" in out.stdout
+    assert "P=0.604181" in out.stdout  # the lazy import still tests: d = a - b, t = mean / (sd / 2) = -0.577, 3 df

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from mmbench.reporting.runs import TableError, group_flags, per_user_frame
 
@@ -29,6 +28,8 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
 
 def paired_test(a: np.ndarray, b: np.ndarray, test: str) -> float:
     """Two-sided p-value of a paired test between per-user values ``a`` and ``b``."""
+    from scipy import stats  # ~1 s to import: only tables that test pay it, not every run's table callback
+
     if test == "wilcoxon":
         if np.allclose(a, b):
             return 1.0

@@ -10,7 +10,9 @@ Prediction of ``(x, y)``: the ``k`` raters of ``y`` most similar to ``x`` (ties:
 first, as ``heapq.nlargest`` keeps them), of which those with positive similarity are used; with fewer than
 ``min_k`` of them the prediction is impossible (KNNBasic: global mean) or the neighbour term is dropped
 (the others). The per-pair neighbour selection runs in a numba kernel (a ragged top-k per pair has no
-clean array form; the kernel visits each pair's raters once, no Python per pair, and sorts only the ``k`` it selects).
+clean array form; the kernel visits each pair's raters once, no Python per pair, allocates nothing per pair and sorts
+only the ``k`` it selects). A dense or sparse matrix product over a batch would sum each pair's neighbours in another
+order and so change the last bits of the scores (and with them some ties of the ranking); the kernel keeps the order.
 """
 
 from __future__ import annotations
@@ -78,14 +80,45 @@ def similarity(
 
 
 @numba.njit(cache=True)
+def _kth_smallest(work, m, kth):  # noqa: ANN001
+    """The ``kth`` smallest (0-based) of ``work[:m]``, by an in-place quickselect (``work`` is scratch): the value
+    ``np.partition(work[:m], kth)[kth]`` gives, without allocating."""
+    lo, hi = 0, m - 1
+    while lo < hi:
+        pivot = work[(lo + hi) // 2]
+        i, j = lo, hi
+        while i <= j:
+            while work[i] < pivot:
+                i += 1
+            while work[j] > pivot:
+                j -= 1
+            if i <= j:
+                work[i], work[j] = work[j], work[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            return work[kth]
+    return work[kth]
+
+
+@numba.njit(cache=True)
 def _knn_kernel(xs, ys, y_ptr, y_x, y_r, sim, k, min_k, mode, means, sigmas, bx, by, gm):  # noqa: ANN001
     """Estimates and possible-flags of the pairs ``(xs[p], ys[p])``; raters of ``y`` are
-    ``y_x[y_ptr[y]:y_ptr[y+1]]`` with ratings ``y_r``, in training order."""
+    ``y_x[y_ptr[y]:y_ptr[y+1]]`` with ratings ``y_r``, in training order.
+
+    Nothing is allocated per pair (a full ranking asks for every user x item pair): the k-th value by an in-place
+    quickselect on a scratch copy, the chosen raters ordered by a stable insertion sort (the order a stable
+    mergesort gives), so the sums run in the same order as before, bit for bit."""
     n = len(xs)
     est = np.empty(n)
     ok = np.ones(n, np.bool_)
     buf = np.empty(sim.shape[0])
-    chosen = np.empty(k, np.int64)
+    work = np.empty(sim.shape[0])
+    chosen = np.empty(max(k, sim.shape[0]), np.int64)
     for p in range(n):
         x, y = xs[p], ys[p]
         s0, s1 = y_ptr[y], y_ptr[y + 1]
@@ -93,7 +126,9 @@ def _knn_kernel(xs, ys, y_ptr, y_x, y_r, sim, k, min_k, mode, means, sigmas, bx,
         for t in range(m):
             buf[t] = -sim[x, y_x[s0 + t]]
         if m > k:  # the k first of the stable order by -sim: a selection, then a sort of the k chosen
-            thr = np.partition(buf[:m], k - 1)[k - 1]  # the k-th smallest -sim
+            for t in range(m):
+                work[t] = buf[t]
+            thr = _kth_smallest(work, m, k - 1)  # the k-th smallest -sim
             n_below = 0
             for t in range(m):
                 n_below += buf[t] < thr
@@ -103,13 +138,24 @@ def _knn_kernel(xs, ys, y_ptr, y_x, y_r, sim, k, min_k, mode, means, sigmas, bx,
                     ties -= buf[t] == thr
                     chosen[c] = t
                     c += 1
-            sel = chosen[np.argsort(buf[chosen], kind="mergesort")]
+            for a in range(1, k):  # stable insertion sort of the chosen by -sim
+                t = chosen[a]
+                v = buf[t]
+                b = a - 1
+                while b >= 0 and buf[chosen[b]] > v:
+                    chosen[b + 1] = chosen[b]
+                    b -= 1
+                chosen[b + 1] = t
+            n_sel = k
         else:
-            sel = np.arange(m)
+            for t in range(m):
+                chosen[t] = t
+            n_sel = m
         sum_sim = 0.0
         sum_r = 0.0
         actual_k = 0
-        for t in sel:
+        for q in range(n_sel):
+            t = chosen[q]
             s = -buf[t]
             if s > 0:
                 nb = y_x[s0 + t]

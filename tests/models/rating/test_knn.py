@@ -170,3 +170,55 @@ def test_neighbour_selection_matches_a_sorted_reference_with_many_ties(cls):
                 want = m.global_mean + base.bx[x] + base.by[y] + term
         assert g == pytest.approx(want, abs=1e-9), (x, y)
     np.testing.assert_allclose(m.score(torch.arange(n_u)).numpy().ravel(), got, rtol=1e-6)
+
+
+def sorted_reference(m, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The estimates of the k-NN kernel as plainly as possible, with its own arrays and in its order of summation:
+    a pair's raters in training order, stably sorted by similarity descending and cut to ``k`` when there are more
+    than ``k`` (else kept in training order), the positive ones summed one by one."""
+    mode = {KNNBasic: 0, KNNWithMeans: 1, KNNWithZScore: 2, KNNBaseline: 3}[type(m)]
+    out = []
+    for x, y in zip(xs, ys, strict=True):
+        raters = list(range(m.y_ptr[y], m.y_ptr[y + 1]))
+        if len(raters) > m.k:
+            raters = sorted(raters, key=lambda t: -m.sim[x, m.y_x[t]])[: m.k]
+        sum_sim = sum_r = 0.0
+        n = 0
+        for t in raters:
+            s, nb, r = m.sim[x, m.y_x[t]], m.y_x[t], m.y_r[t]
+            if s > 0:
+                sum_sim += s
+                n += 1
+                sum_r += (
+                    [s * r, s * (r - m.means[nb]), s * (r - m.means[nb]) / m.sigmas[nb]][mode]
+                    if mode < 3
+                    else (s * (r - (m.global_mean + m.bx[nb] + m.by[y])))
+                )
+        if mode == 0:
+            out.append(sum_r / sum_sim if n >= m.min_k and sum_sim != 0 else m.global_mean)
+            continue
+        term = (0.0 if n < m.min_k else sum_r) / sum_sim if sum_sim != 0 else 0.0
+        base = [None, m.means[x], m.means[x], m.global_mean + m.bx[x] + m.by[y]][mode]
+        out.append(base + term * m.sigmas[x] if mode == 2 else base + term)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("user_based", [True, False])
+@pytest.mark.parametrize("cls", [KNNBasic, KNNWithMeans, KNNWithZScore, KNNBaseline])
+def test_full_ranking_scores_equal_the_sorted_reference_bit_for_bit(cls, user_based):
+    """The allocation-free kernel (quickselect, stable insertion sort) scores every user x item pair exactly as the
+    sorted reference, ties included: items with more raters than k (selection) and fewer (all raters)."""
+    rng = np.random.default_rng(7)
+    n_u, n_i = 30, 10
+    raters = [2, 3, 4, 6, 8, 12, 16, 20, 25, 28]  # per item: fewer and more than k
+    pairs = [(int(x), j) for j, n in enumerate(raters) for x in rng.choice(n_u, n, replace=False)]
+    pairs = [pairs[t] for t in rng.permutation(len(pairs))]  # training order mixed
+    train = make_interactions(pairs, n_u + 1, n_i, rng.integers(1, 6, len(pairs)).tolist())  # user 30: unknown
+    m = cls(k=4, min_k=2, user_based=user_based).fit(train)
+    users, items = np.repeat(np.arange(n_u), n_i), np.tile(np.arange(n_i), n_u)
+    xs, ys = (users, items) if user_based else (items, users)
+    assert np.diff(m.y_ptr).max() > 4 and np.diff(m.y_ptr).min() <= 4
+    want = sorted_reference(m, xs, ys)
+    np.testing.assert_array_equal(m.estimate(users, items), want)
+    scores = m.score(torch.arange(n_u + 1)).numpy()
+    np.testing.assert_array_equal(scores[:n_u].ravel(), want.astype(np.float32))

@@ -41,3 +41,29 @@ def test_known_ranking_and_item_subset():
     )
     with pytest.raises(ValueError, match="model.reg"):
         EASE(reg=0.0)
+
+
+def test_same_weights_as_the_unrefactored_closed_form():
+    """The memory-lean fit (float64 Gram from the sparse product, in-place scaling) gives exactly the weights of
+    the plain formula ``B = -P / diag(P)`` with a dense float32 Gram cast to float64."""
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 30, 400), rng.integers(0, 25, 400)
+    train = make_interactions(sorted(set(zip(users.tolist(), items.tolist(), strict=True))), 30, 25)
+    X = train.to_csr()
+    G = (X.T @ X).toarray().astype(np.float64)
+    G[np.diag_indices_from(G)] += 7.0
+    P = np.linalg.inv(G)
+    B = -P / np.diag(P)[None, :]
+    B[np.diag_indices_from(B)] = 0.0
+    np.testing.assert_array_equal(EASE(reg=7.0).fit(train).B, B.astype(np.float32))
+
+
+def test_refuses_a_catalogue_whose_inverse_does_not_fit_naming_the_memory():
+    # 4 items need 32 * 16 = 512 bytes; a cap of 256 bytes refuses before any work
+    with pytest.raises(MemoryError, match=r"EASE on 4 items needs about 0\.0 GB .*model.max_memory_gb=2\.38419e-07"):
+        EASE(reg=1.0, max_memory_gb=256 / 2**30).fit(TRAIN)
+    EASE(reg=1.0, max_memory_gb=512 / 2**30).fit(TRAIN)  # exactly enough
+    with pytest.raises(MemoryError, match=r"100,000 items needs about 298\.0 GB"):
+        EASE(max_memory_gb=64).check_memory(100_000)
+    with pytest.raises(ValueError, match="model.max_memory_gb"):
+        EASE(max_memory_gb=0)
