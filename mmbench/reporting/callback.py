@@ -62,6 +62,9 @@ class TableCallback(Callback):
         }
 
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        if not config.logger.get("tracking_uri"):  # logger=none / csv: no MLflow runs to tabulate
+            print(f"no table: {config.logger.get('_target_')} records no MLflow runs (logger=mlflow tabulates)")
+            return
         sweep_id = str(Path(config.hydra.sweep.dir).resolve())
         runs = load_runs(config.logger.tracking_uri, config.experiment_name, f"tags.sweep_id = '{sweep_id}'")
         tables = build_tables(runs, self.split_by, **self.options)

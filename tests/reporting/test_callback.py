@@ -38,3 +38,17 @@ def test_tabulates_the_runs_of_its_sweep(tmp_path):
     out = tmp_path / "results" / "t"
     assert pd.read_csv(out / "runs.tsv", sep="\t")["run_id"].tolist() == mine  # not the other sweep's run
     assert "mmbench -m model=pop,bpr" in (out / "README.md").read_text()
+
+
+def test_a_sweep_without_mlflow_runs_says_so_instead_of_failing(tmp_path, capsys):
+    config = OmegaConf.create(
+        {
+            "hydra": {"sweep": {"dir": str(tmp_path)}, "overrides": {"task": []}},
+            "logger": {"_target_": "mmbench.tracking.NullTracker"},  # logger=none: no tracking_uri
+            "experiment_name": "e",
+            "paths": {"work_dir": str(tmp_path)},
+        }
+    )
+    TableCallback("t", plots=False).on_multirun_end(config)
+    assert "no table: mmbench.tracking.NullTracker records no MLflow runs" in capsys.readouterr().out
+    assert not (tmp_path / "results").exists()
