@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from mmbench.data.interactions import Interactions
 from mmbench.evaluation.evaluator import scoring
@@ -25,6 +24,8 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """ROC AUC of ``positive`` against ``negative`` scores (ties count one half): Mann-Whitney U / (n1 n0)."""
     if not len(positive) or not len(negative):
         raise ValueError(f"auc needs both classes: {len(positive)} positive, {len(negative)} negative scores")
+    from scipy.stats import rankdata  # here: scipy.stats costs ~1 s of every run's start-up
+
     ranks = rankdata(np.concatenate([positive, negative]))
     n1, n0 = len(positive), len(negative)
     return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))

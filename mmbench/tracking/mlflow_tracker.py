@@ -193,8 +193,11 @@ class MLflowTracker:
 
     def end(self, status: str = "FINISHED") -> None:
         if self._monitor is not None:
-            self._monitor.finish()
-            self._monitor = None
+            monitor, self._monitor = self._monitor, None
+            monitor.finish()
+            if getattr(monitor, "_logging_step", 1) == 0:  # a run shorter than one interval: its collected sample
+                monitor.publish_metrics(monitor.aggregate_metrics())
+                monitor.mlflow_logger.flush()
         if self.run_id is not None:
             self.flush()
             self.client.set_terminated(self.run_id, status)

@@ -154,6 +154,12 @@ def test_model_is_registered_and_counted(itemknn):
     assert 0 < res.metrics["model/size_mb"] < 50 and res.metrics["time/log_model_s"] > 0
 
 
+def test_a_run_shorter_than_one_sampling_interval_still_logs_its_sample(tmp_path):
+    res = run(tmp_path, "model=pop", "logger.system_metrics=true", "logger.system_metrics_interval_s=600")
+    metrics = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(res.run_id).data.metrics
+    assert metrics["system/system_memory_usage_megabytes"] > 0 and metrics["system/cpu_utilization_percentage"] >= 0
+
+
 def test_system_metrics_are_sampled(itemknn):
     tmp, res = itemknn
     metrics = MlflowClient(f"sqlite:///{tmp}/mlflow.db").get_run(res.run_id).data.metrics
