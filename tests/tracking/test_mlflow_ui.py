@@ -21,17 +21,9 @@ from mlflow.tracking import MlflowClient
 from mmbench import pipeline
 from mmbench.config import CONF_DIR, compose
 from mmbench.tracking.mlflow_tracker import MLflowTracker
+from tests.helpers.services import need
 
 pytestmark = pytest.mark.slow
-
-
-def need(what: str, ok: bool) -> None:
-    """Skip with the reason when a service is missing, fail when ``MMBENCH_REQUIRE_SERVICES`` is set."""
-    if ok:
-        return
-    if os.environ.get("MMBENCH_REQUIRE_SERVICES"):
-        pytest.fail(f"{what} and MMBENCH_REQUIRE_SERVICES is set")
-    pytest.skip(what)
 
 
 @pytest.fixture(scope="module")
