@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -32,29 +32,50 @@ def scoring(model: Recommender) -> Iterator[None]:
             model.train()
 
 
+def pair_keys(users: torch.Tensor, items: torch.Tensor, n_items: int, seed: int) -> torch.Tensor:
+    """The tie-break keys of the (user, item) pairs that ``users`` and ``items`` broadcast to: a seeded hash, so a
+    user's key for an item does not depend on the batch, the device or which other cells are asked for."""
+    return mix64((users.long() * n_items + items) * 1_000_003 + seed * 7919 + 1)
+
+
 def tie_keys(users: torch.Tensor, n_items: int, seed: int) -> torch.Tensor:
-    """``[len(users), n_items]`` int64 tie-break keys: a seeded hash of (user, item). Among equal scores the
-    smaller key ranks first; a user's keys do not depend on the batch or device."""
-    items = torch.arange(n_items, device=users.device)
-    return mix64((users.long()[:, None] * n_items + items[None, :]) * 1_000_003 + seed * 7919 + 1)
+    """``[len(users), n_items]`` int64 tie-break keys (:func:`pair_keys` of every item). Among equal scores the
+    smaller key ranks first."""
+    return pair_keys(users[:, None], torch.arange(n_items, device=users.device)[None, :], n_items, seed)
 
 
-def select_topk(scores: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+# the keys of cells: (batch rows [r, 1], columns [r, c] or [1, c]) -> [r, c] int64
+KeyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def select_topk(scores: torch.Tensor, keys: torch.Tensor | KeyFn, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the ``k`` best columns ordered by (score descending, key ascending), and their scores.
 
-    O(n) per row, no sort of the row: ``v`` = the k-th largest score; every column scoring above ``v`` is in,
-    the remaining places go to the columns scoring exactly ``v`` with the smallest keys; only the ``k`` chosen
-    are then sorted (stably: by key, then by score). ``torch.topk``'s own order among equal values never matters.
+    ``keys``: the ``[rows, columns]`` tie-break keys, or a function giving the keys of the cells asked for
+    (:class:`Evaluator` passes one: keys are then hashed only where they decide something). O(n) per row, no sort
+    of the row: ``v`` = the k-th largest score; where no column outside ``torch.topk``'s k scores ``v`` (no tie
+    across the cut; every row of a model with continuous scores) those k are the set; in the other rows every
+    column scoring above ``v`` is in and the remaining places go to the columns scoring exactly ``v`` with the
+    smallest keys. Only the ``k`` chosen are then sorted (stably: by key, then by score), so ``torch.topk``'s own
+    order among equal values never matters.
     """
-    k = min(k, scores.shape[1])
+    key_of = (lambda rows, cols: keys[rows, cols]) if isinstance(keys, torch.Tensor) else keys
+    n, m = scores.shape
+    k = min(k, m)
     if k == 0:
-        return torch.zeros((scores.shape[0], 0), dtype=torch.long, device=scores.device), scores[:, :0]
-    v = torch.topk(scores, k, dim=1).values[:, -1:]
-    big = torch.iinfo(torch.int64).max
-    # above v: priority -1 (all of them fit, fewer than k score above the k-th value); at v: the key; below: never
-    priority = torch.where(scores > v, torch.full_like(keys, -1), torch.where(scores == v, keys, big))
-    chosen = torch.topk(priority, k, dim=1, largest=False).indices
-    by_key = torch.sort(keys.gather(1, chosen), dim=1, stable=True).indices
+        return torch.zeros((n, 0), dtype=torch.long, device=scores.device), scores[:, :0]
+    top_scores, chosen = torch.topk(scores, k, dim=1)
+    v = top_scores[:, -1:]
+    cut = ((scores >= v).sum(1) > k).nonzero().squeeze(1)
+    if len(cut):  # a tie across the cut: the keys choose among the columns scoring exactly v
+        sub, sub_v = scores[cut], v[cut]
+        big = torch.iinfo(torch.int64).max
+        sub_keys = key_of(cut[:, None], torch.arange(m, device=scores.device)[None, :])
+        priority = torch.where(sub > sub_v, torch.full_like(sub_keys, -1), torch.where(sub == sub_v, sub_keys, big))
+        chosen = chosen.clone()
+        chosen[cut] = torch.topk(priority, k, dim=1, largest=False).indices
+    rows = torch.arange(n, device=scores.device)[:, None]
+    by_key = torch.sort(key_of(rows, chosen), dim=1, stable=True).indices
     chosen = chosen.gather(1, by_key)
     by_score = torch.sort(scores.gather(1, chosen), dim=1, descending=True, stable=True).indices
     chosen = chosen.gather(1, by_score)
@@ -209,11 +230,12 @@ class Evaluator:
         empty = ~rankable.gather(1, top_items)
         return scores, rankable, top_items.masked_fill(empty, -1), top_scores.masked_fill(empty, float("nan"))
 
-    def tie_order(self, users: torch.Tensor, n_items: int) -> torch.Tensor:
-        """Per user, the tie-break keys of the items (:func:`tie_keys` with ``tie_seed``): equal scores rank by
-        ascending key, a random order per user. Item-id order would let the ids decide (ML-100K's ids follow
-        popularity) and one shared order would favour the same items for everybody."""
-        return tie_keys(users, n_items, self.tie_seed)
+    def tie_order(self, users: torch.Tensor, n_items: int) -> KeyFn:
+        """Per user, the tie-break keys of the items (:func:`pair_keys` with ``tie_seed``), as the key function of
+        :func:`select_topk` over a batch of ``users``: equal scores rank by ascending key, a random order per user.
+        Item-id order would let the ids decide (ML-100K's ids follow popularity) and one shared order would favour
+        the same items for everybody."""
+        return lambda rows, cols: pair_keys(users[rows], cols, n_items, self.tie_seed)
 
     def per_user(
         self, hits: torch.Tensor, n_rel: torch.Tensor, full: dict[str, torch.Tensor] | None = None

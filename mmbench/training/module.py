@@ -61,6 +61,8 @@ class RecModule(pl.LightningModule):
         self._val_parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
         self.privacy = privacy
         self.automatic_optimization = privacy is None
+        self._loss_sum: torch.Tensor | None = None
+        self._loss_rows = 0
 
     def setup(self, stage: str) -> None:
         for stream in self.shards:  # the process group exists now: each rank takes its part of every batch
@@ -77,11 +79,24 @@ class RecModule(pl.LightningModule):
                 opt.step()
             return None
         loss = self.model.loss(batch)
-        # under DDP: each process's epoch mean over its shards, averaged over the processes at the epoch's end
-        self.log(
-            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]), sync_dist=True
-        )
+        # the epoch's mean loss over its rows, summed here and logged once at the epoch's end: a per-step self.log
+        # cost ~1.2 ms (Lightning moves its result metric every call), 40% of a BPR step on ML-100K
+        rows = len(batch[0])
+        weighted = loss.detach().double() * rows
+        self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
+        self._loss_rows += rows
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum, self._loss_rows = None, 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._loss_sum is not None:  # under DDP: each process's epoch mean, averaged over the processes
+            self.log("train/loss", self._loss_sum / self._loss_rows, prog_bar=True, sync_dist=True)
+        if self.privacy is not None and self.scheduler is not None:  # manual optimisation steps its schedulers
+            schedulers = self.lr_schedulers()
+            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+                scheduler.step()
 
     def on_validation_epoch_start(self) -> None:
         self._val_parts = []
@@ -123,12 +138,6 @@ class RecModule(pl.LightningModule):
     def val_users(self) -> np.ndarray:
         """The users validation ranks: those with a relevant validation item."""
         return np.flatnonzero(self.n_rel > 0)
-
-    def on_train_epoch_end(self) -> None:
-        if self.privacy is not None and self.scheduler is not None:  # manual optimisation steps its schedulers
-            schedulers = self.lr_schedulers()
-            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-                scheduler.step()
 
     def configure_optimizers(self) -> Any:
         if self.privacy is not None:  # the DP optimizer, and with privacy.scope=shared the users' own one

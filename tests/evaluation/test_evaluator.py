@@ -194,6 +194,36 @@ def test_select_topk_with_infinities_and_small_rows():
     assert select_topk(scores, keys, 10)[0].tolist() == [[3, 2, 0, 1], [0, 1, 2, 3]]
 
 
+@pytest.mark.parametrize("levels", [3, 50, None])  # many ties across the cut, a few, none (continuous scores)
+def test_select_topk_hashes_keys_only_where_they_decide_and_matches_the_full_sort(levels):
+    from mmbench.evaluation.evaluator import pair_keys, select_topk, tie_keys
+
+    rng = np.random.default_rng(7)
+    n_users, n_items, k = 40, 300, 20
+    scores = rng.random((n_users, n_items)) if levels is None else rng.integers(0, levels, (n_users, n_items))
+    scores = torch.tensor(scores, dtype=torch.float32)
+    scores[0, 5:] = float("-inf")  # fewer rankable items than k
+    scores[1, :] = 1.0  # one tie over the whole row
+    users = torch.arange(100, 100 + n_users)
+    keys = tie_keys(users, n_items, seed=4)
+    asked: list[int] = []
+
+    def key_of(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        asked.append(int(torch.broadcast_tensors(rows, cols)[0].numel()))
+        return pair_keys(users[rows], cols, n_items, 4)
+
+    by_fn, top_fn = select_topk(scores, key_of, k)
+    by_tensor, top_tensor = select_topk(scores, keys, k)
+    expected = reference_topk(scores.numpy(), keys.numpy(), k)
+    assert by_fn.tolist() == by_tensor.tolist() == expected
+    torch.testing.assert_close(top_fn, top_tensor)
+    hashed = sum(asked)
+    if levels is None:  # only rows 0 and 1 tie across the cut: their whole rows, plus k keys per row
+        assert hashed == 2 * n_items + n_users * k
+    else:
+        assert hashed < n_users * n_items + n_users * k + 1
+
+
 class Dropout(torch.nn.Module, Recommender):
     """Scores through dropout: random in training mode, fixed in eval mode."""
 

@@ -60,3 +60,25 @@ def test_rating_models_can_select_the_epoch_by_validation_rmse(split, tmp_path):
     assert ev.rating_means(model, split.val)["rmse"] == pytest.approx(rep.best_score, abs=1e-5)
     with pytest.raises(ValueError, match="predicts ratings"):
         NeuralTrainer(max_epochs=1, monitor="rmse").fit(BPR(), split.train, split.val, ev)
+
+
+class UserIdLoss(BPR):
+    """BPR whose loss is the mean user id of the batch (plus 0 x the weights, so it has a gradient): the epoch's
+    train/loss is then known without training, the mean user id over the epoch's rows."""
+
+    def loss(self, batch):
+        return batch[0].double().mean() + 0.0 * self.user_emb.weight.sum()
+
+
+def test_train_loss_is_the_epoch_mean_over_rows(split, tmp_path):
+    import pandas as pd
+    from pytorch_lightning.loggers import CSVLogger
+
+    # 300-row batches: the epoch's last batch is smaller, so a mean of batch means would differ from the row mean
+    assert len(split.train) % 300
+    logger = CSVLogger(tmp_path, name="run")
+    NeuralTrainer(max_epochs=2, batch_size=300, enable_progress_bar=False).fit(
+        UserIdLoss(embedding_dim=4), split.train, logger=logger
+    )
+    logged = pd.read_csv(f"{logger.log_dir}/metrics.csv")["train/loss"].dropna().tolist()
+    assert logged == pytest.approx([split.train.users.mean()] * 2, rel=1e-6)
