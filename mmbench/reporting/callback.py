@@ -9,10 +9,6 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mmbench.reporting.aggregation import build_tables, contribution_spec
-from mmbench.reporting.rendering import to_markdown, write
-from mmbench.reporting.runs import load_runs
-
 
 class TableCallback(Callback):
     """Hydra callback for experiment configs: at the end of a multirun, tabulate that sweep's runs.
@@ -49,6 +45,12 @@ class TableCallback(Callback):
     ) -> None:
         self.name, self.results_dir, self.plots, self.split_by = name, results_dir, plots, split_by
         spec = OmegaConf.to_container(contribution) if isinstance(contribution, DictConfig) else contribution
+        # the tables' code (pandas, scipy.stats: ~2 s) is imported at the sweep's end; a contribution spec is
+        # checked now, before any job runs
+        if spec is not None:
+            from mmbench.reporting.aggregation import contribution_spec
+
+            spec = contribution_spec(**spec)
         self.options: dict[str, Any] = {
             "rows": list(rows),
             "metrics": list(metrics),
@@ -58,10 +60,14 @@ class TableCallback(Callback):
             "costs": list(costs),
             "means": list(means),
             "rating_ref": rating_ref,
-            "contribution": None if spec is None else contribution_spec(**spec),
+            "contribution": spec,
         }
 
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        from mmbench.reporting.aggregation import build_tables
+        from mmbench.reporting.rendering import to_markdown, write
+        from mmbench.reporting.runs import load_runs
+
         if not config.logger.get("tracking_uri"):  # logger=none / csv: no MLflow runs to tabulate
             print(f"no table: {config.logger.get('_target_')} records no MLflow runs (logger=mlflow tabulates)")
             return

@@ -52,3 +52,21 @@ def test_a_sweep_without_mlflow_runs_says_so_instead_of_failing(tmp_path, capsys
     TableCallback("t", plots=False).on_multirun_end(config)
     assert "no table: mmbench.tracking.NullTracker records no MLflow runs" in capsys.readouterr().out
     assert not (tmp_path / "results").exists()
+
+
+def test_the_tables_code_is_imported_at_the_sweeps_end_and_a_bad_contribution_fails_at_once():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (
+        "import sys\nfrom mmbench.reporting.callback import TableCallback\nTableCallback('t')\n"
+        "print('AGGREGATION=' + str('mmbench.reporting.aggregation' in sys.modules))\n"
+        "try:\n    TableCallback('t', contribution={'metric': 'm', 'rows': 'r', 'colums': 'c'})\n"
+        "except TypeError as e:\n    print('REFUSED=' + str(e))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "AGGREGATION=False" in out.stdout  # pandas / scipy.stats wait for on_multirun_end
+    assert "REFUSED=" in out.stdout and "colums" in out.stdout

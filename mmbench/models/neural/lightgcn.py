@@ -65,10 +65,12 @@ class LightGCN(NeuralRecommender):
         u, i, j = batch
         self._cache = None
         out = self.propagate()
-        eu, ei, ej = out[u], out[self.n_users + i], out[self.n_users + j]
+        # index_select, not out[u]: its backward is an index_add (the same sums in the same order, so the same
+        # weights) without the sort that advanced indexing's backward takes under deterministic algorithms
+        rows = (u, self.n_users + i, self.n_users + j)
+        eu, ei, ej = (out.index_select(0, r) for r in rows)
         x = (eu * (ei - ej)).sum(-1)
-        w = self.embedding.weight
-        e0u, e0i, e0j = w[u], w[self.n_users + i], w[self.n_users + j]
+        e0u, e0i, e0j = (self.embedding.weight.index_select(0, r) for r in rows)
         reg = (e0u.pow(2).sum(-1) + e0i.pow(2).sum(-1) + e0j.pow(2).sum(-1)) / 2
         return (-F.logsigmoid(x) + self.reg * reg).mean()
 
