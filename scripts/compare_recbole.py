@@ -89,13 +89,15 @@ def same_itemknn(cfg: DictConfig) -> dict:
 
 
 def same_multivae(cfg: DictConfig) -> dict:
-    # encoder_dims [600, 200] = RecBole's mlp_hidden_size [600] + latent_dimension 200; the batch is not translated:
-    # mmbench draws `users_per_batch` users, RecBole's train_batch_size counts its data loader's rows
+    # encoder_dims [600, 200] = RecBole's mlp_hidden_size [600] + latent_dimension 400: RecBole's latent_dimension is
+    # the encoder's output, split into mu and logvar (latent 200 = 400 / 2). Not translatable: the batch (mmbench
+    # draws `users_per_batch` users, RecBole's train_batch_size counts its data loader's rows) and RecBole's fixed
+    # eps ~ N(0, 0.01^2) (mmbench's model.sample_std=0.01 is RecBole's; mmbench's default 1 is the paper's)
     m = cfg.model
     dims = [int(d) for d in m.encoder_dims]
     return training(cfg) | {
         "mlp_hidden_size": dims[:-1],
-        "latent_dimension": dims[-1],
+        "latent_dimension": 2 * dims[-1],
         "dropout_prob": float(m.dropout),
         "anneal_cap": float(m.beta_max),
         "total_anneal_steps": int(m.total_anneal_steps),

@@ -46,8 +46,9 @@ GRIDS = {
     "ease": (lambda p: EASE(**p), grid(reg=[50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0])),
     "wmf": (lambda p: WMF(**p), grid(factors=[64, 128], alpha=[5.0, 10.0, 20.0, 40.0], reg=[10.0, 50.0, 100.0, 200.0])),
     "bpr": (
-        lambda p: BPR(64, p["reg"], 0.1, adam(p["lr"])),
-        grid(lr=[0.001, 0.005, 0.02], reg=[1e-5, 1e-3]),
+        lambda p: BPR(64, p["reg"], p.get("init_std", 0.1), adam(p["lr"])),
+        # init_std 0.04: RecBole's Xavier-normal scale for ML-100K (results/peers_recbole)
+        grid(lr=[0.001, 0.005, 0.02], reg=[1e-5, 1e-3], init_std=[0.1, 0.04]),
     ),
     "lightgcn": (
         lambda p: LightGCN(64, p["n_layers"], p["reg"], 0.1, adam(p["lr"])),

@@ -52,7 +52,7 @@ def test_same_settings_are_mmbenchs(script):
         "valid_metric": "NDCG@10",
         "learner": "adam",
         "mlp_hidden_size": [300, 100],
-        "latent_dimension": 50,
+        "latent_dimension": 100,  # RecBole splits it into mu and logvar: latent 50 = 100 / 2
         "dropout_prob": 0.5,
         "anneal_cap": 0.2,
         "total_anneal_steps": 200000,

@@ -23,7 +23,7 @@ class BPR(NeuralRecommender):
         self,
         embedding_dim: int = 64,
         reg: float = 1e-5,
-        init_std: float = 0.1,
+        init_std: float = 0.04,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
     ) -> None:
         super().__init__()

@@ -110,7 +110,9 @@ class MultiVAE(MultAutoencoder):
     weights and ``N(0, 0.001²)`` biases (truncated at 2σ), 500 users per batch. RecBole differs: Xavier-normal weights,
     zero biases, the anneal step counted from 1, and batches of training *events* (a user appears once per event).
 
-    ``users_per_batch`` is the batch size (users); ``None`` takes the trainer's ``batch_size``.
+    ``users_per_batch`` is the batch size (users); ``None`` takes the trainer's ``batch_size``. ``sample_std`` scales
+    ``ε``: 1 is the paper's ``ε ~ N(0, I)``; RecBole 1.2.1 draws ``ε ~ N(0, 0.01² I)``, which makes its Mult-VAE
+    nearly deterministic in training (``sample_std=0.01`` reproduces it; see results/peers_recbole).
     """
 
     def __init__(
@@ -120,12 +122,15 @@ class MultiVAE(MultAutoencoder):
         beta_max: float = 0.2,
         total_anneal_steps: int = 200_000,
         users_per_batch: int | None = 500,
+        sample_std: float = 1.0,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
     ) -> None:
         super().__init__(encoder_dims, dropout, users_per_batch, optimizer)
         if beta_max < 0 or total_anneal_steps < 0:
             raise ValueError(f"model: beta_max={beta_max} and total_anneal_steps={total_anneal_steps} must be >= 0")
-        self.beta_max, self.total_anneal_steps = beta_max, total_anneal_steps
+        if sample_std < 0:
+            raise ValueError(f"model.sample_std={sample_std} must be >= 0")
+        self.beta_max, self.total_anneal_steps, self.sample_std = beta_max, total_anneal_steps, sample_std
         self.step = 0
 
     def layers(self) -> None:
@@ -140,7 +145,7 @@ class MultiVAE(MultAutoencoder):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Logits, ``mu`` and ``logvar`` for rows ``x`` (dropout and sampling only in training mode)."""
         mu, logvar = self.encoder(self.corrupted(x)).chunk(2, dim=1)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        z = mu + self.sample_std * torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return self.decoder(z), mu, logvar
 
     def beta(self) -> float:

@@ -35,8 +35,9 @@ def _numpy_forward(model: MultiVAE, x: np.ndarray, eps: np.ndarray | None):
     return np.tanh(z @ w3.T + b3) @ w4.T + b4, mu, logvar
 
 
-def test_loss_matches_numpy_with_dropout_off():
-    m = MultiVAE(encoder_dims=[4, 2], dropout=0.0, beta_max=0.2, total_anneal_steps=10)
+@pytest.mark.parametrize("sample_std", [1.0, 0.01])  # the paper's eps ~ N(0, I); RecBole 1.2.1's N(0, 0.01² I)
+def test_loss_matches_numpy_with_dropout_off(sample_std):
+    m = MultiVAE(encoder_dims=[4, 2], dropout=0.0, beta_max=0.2, total_anneal_steps=10, sample_std=sample_std)
     m.build(TINY)
     m.step = 3  # beta = min(0.2, 3 / 10): the cap, 0.2
     m.train()
@@ -45,7 +46,7 @@ def test_loss_matches_numpy_with_dropout_off():
     torch.manual_seed(7)
     got = m.loss((users,)).item()
     torch.manual_seed(7)
-    eps = torch.randn(2, 2).double().numpy()  # the draw the model makes for z
+    eps = sample_std * torch.randn(2, 2).double().numpy()  # the draw the model makes for z
     logits, mu, logvar = _numpy_forward(m, x, eps)
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     nll = -(logp * x).sum(1).mean()
