@@ -44,7 +44,7 @@ def tie_keys(users: torch.Tensor, n_items: int, seed: int) -> torch.Tensor:
     return pair_keys(users[:, None], torch.arange(n_items, device=users.device)[None, :], n_items, seed)
 
 
-# the keys of cells: (batch rows [r, 1], columns [r, c] or [1, c]) -> [r, c] int64
+# the keys of cells: (batch rows, columns), broadcast together ([r, 1] and [r, c], or two [p]) -> int64 keys
 KeyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -67,11 +67,12 @@ def select_topk(scores: torch.Tensor, keys: torch.Tensor | KeyFn, k: int) -> tup
     top_scores, chosen = torch.topk(scores, k, dim=1)
     v = top_scores[:, -1:]
     cut = ((scores >= v).sum(1) > k).nonzero().squeeze(1)
-    if len(cut):  # a tie across the cut: the keys choose among the columns scoring exactly v
+    if len(cut):  # a tie across the cut: the keys choose among the columns scoring exactly v (hashed only there)
         sub, sub_v = scores[cut], v[cut]
-        big = torch.iinfo(torch.int64).max
-        sub_keys = key_of(cut[:, None], torch.arange(m, device=scores.device)[None, :])
-        priority = torch.where(sub > sub_v, torch.full_like(sub_keys, -1), torch.where(sub == sub_v, sub_keys, big))
+        priority = torch.full(sub.shape, torch.iinfo(torch.int64).max, dtype=torch.long, device=scores.device)
+        priority[sub > sub_v] = -1
+        r, c = (sub == sub_v).nonzero(as_tuple=True)
+        priority[r, c] = key_of(cut[r], c)
         chosen = chosen.clone()
         chosen[cut] = torch.topk(priority, k, dim=1, largest=False).indices
     rows = torch.arange(n, device=scores.device)[:, None]
