@@ -1,4 +1,4 @@
-"""mmbench beside RecBole 1.2.1 on one split: BPR, LightGCN, EASE, ItemKNN (MultiVAE once mmbench has it).
+"""mmbench beside RecBole 1.2.1 on one split: BPR, LightGCN, EASE, ItemKNN, MultiVAE and MultDAE.
 
 The split is mmbench's saved split of ``--experiment`` (default ``topn_ml100k``: ML-100K, per-user random
 80/10/10, seed 0, every rating positive), exported as RecBole atomic files with its benchmark-file split
@@ -47,7 +47,7 @@ from scripts.peers.common import (  # noqa: E402
 
 METRIC_NAMES = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "hit": "Hit", "mrr": "MRR", "map": "MAP"}
 RUNNER = ROOT / "scripts" / "peers" / "run_recbole.py"
-PEER_CLASS = {"bpr": "BPR", "lightgcn": "LightGCN", "ease": "EASE", "itemknn": "ItemKNN", "multivae": "MultiVAE"}
+PEER_CLASS = {"bpr": "BPR", "lightgcn": "LightGCN", "ease": "EASE", "itemknn": "ItemKNN", "multivae": "MultiVAE", "multdae": "MultiDAE"}
 
 
 def training(cfg: DictConfig) -> dict:
@@ -105,6 +105,21 @@ def same_multivae(cfg: DictConfig) -> dict:
     }
 
 
+def same_multdae(cfg: DictConfig) -> dict:
+    # encoder_dims [600, 200] = mlp_hidden_size [600] + latent_dimension 200 (tanh after every layer but the last on
+    # both sides); mmbench's reg * sum ||W||^2 is Adam's weight_decay 2 * reg (the same gradient), which RecBole
+    # also applies to the biases. The batch is not translated (as for MultiVAE)
+    m = cfg.model
+    dims = [int(d) for d in m.encoder_dims]
+    return training(cfg) | {
+        "mlp_hidden_size": dims[:-1],
+        "latent_dimension": dims[-1],
+        "dropout_prob": float(m.dropout),
+        "weight_decay": 2 * float(m.reg),
+        "learning_rate": float(m.optimizer.lr),
+    }
+
+
 # mmbench's hyperparameters in RecBole's terms, per mmbench model
 SAME: dict[str, Callable[[DictConfig], dict]] = {
     "bpr": same_bpr,
@@ -112,6 +127,7 @@ SAME: dict[str, Callable[[DictConfig], dict]] = {
     "ease": same_ease,
     "itemknn": same_itemknn,
     "multivae": same_multivae,
+    "multdae": same_multdae,
 }
 MODELS = list(SAME)
 

@@ -58,7 +58,20 @@ def test_same_settings_are_mmbenchs(script):
         "total_anneal_steps": 200000,
         "learning_rate": 0.001,
     }
-    assert set(script.MODELS) == {"bpr", "lightgcn", "ease", "itemknn", "multivae"}
+    dae = cfg("multdae", "model.reg=0.005")
+    assert script.SAME["multdae"](dae) == {
+        "train_batch_size": int(dae.trainer.batch_size),
+        "epochs": int(dae.trainer.max_epochs),
+        "stopping_step": int(dae.callbacks.early_stopping.patience),
+        "valid_metric": "NDCG@10",
+        "learner": "adam",
+        "mlp_hidden_size": [600],
+        "latent_dimension": 200,
+        "dropout_prob": 0.5,
+        "weight_decay": 0.01,  # Adam's L2 gradient wd * W equals that of reg * ||W||^2 for wd = 2 reg
+        "learning_rate": 0.001,
+    }
+    assert set(script.MODELS) == {"bpr", "lightgcn", "ease", "itemknn", "multivae", "multdae"}
     assert all(m in script.PEER_CLASS for m in script.MODELS)
 
 
