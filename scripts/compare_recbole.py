@@ -47,7 +47,14 @@ from scripts.peers.common import (  # noqa: E402
 
 METRIC_NAMES = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "hit": "Hit", "mrr": "MRR", "map": "MAP"}
 RUNNER = ROOT / "scripts" / "peers" / "run_recbole.py"
-PEER_CLASS = {"bpr": "BPR", "lightgcn": "LightGCN", "ease": "EASE", "itemknn": "ItemKNN", "multivae": "MultiVAE", "multdae": "MultiDAE"}
+PEER_CLASS = {
+    "bpr": "BPR",
+    "lightgcn": "LightGCN",
+    "ease": "EASE",
+    "itemknn": "ItemKNN",
+    "multivae": "MultiVAE",
+    "multdae": "MultiDAE",
+}
 
 
 def training(cfg: DictConfig) -> dict:
