@@ -41,8 +41,8 @@ def trained(model, ds, epochs=3):
 
 
 def test_without_modalities_it_is_bpr_mf(syn):
-    a = trained(BPR(embedding_dim=8, reg=1e-3), syn)
-    b = FusionRec(embedding_dim=8, reg=1e-3, fusion=EarlyFusion())
+    a = trained(BPR(embedding_dim=8, reg=1e-3, init_std=0.1), syn)  # the same initial scale on both sides
+    b = FusionRec(embedding_dim=8, reg=1e-3, init_std=0.1, fusion=EarlyFusion())
     b.set_features({})
     trained(b, syn)
     users = torch.arange(10)
