@@ -35,17 +35,23 @@ def worker_id(proc: subprocess.Popen) -> str:
 
 
 def trial_run(client: MlflowClient, number: int) -> bool:
-    """Whether trial ``number`` has its MLflow run yet."""
+    """Whether trial ``number``'s MLflow run is open (created and not yet ended): killing the worker then leaves
+    the run for the surviving worker to close as FAILED (a run already FINISHED would stay FINISHED)."""
     exp = client.get_experiment_by_name(EXPERIMENT)
-    return exp is not None and bool(client.search_runs([exp.experiment_id], f"tags.optuna_trial = '{number}'"))
+    if exp is None:
+        return False
+    runs = client.search_runs([exp.experiment_id], f"tags.optuna_trial = '{number}'")
+    return any(r.info.status == "RUNNING" for r in runs)
 
 
 @pytest.fixture(scope="module")
 def search(postgres, mlflow_server, tmp_path_factory):
     """Run the two workers, kill worker A in its second trial; the study, the processes, B's output."""
     storage = postgres.database("optuna_shared")
-    args = [str(BIN), "-m", "hparams_search=bpr_optuna", "dataset=synthetic", "dataset.n_users=120"]
-    args += ["dataset.n_items=150", "eval.progress=false", "trainer.enable_progress_bar=false"]
+    # data large enough that a trial's MLflow run stays open for a second or more (the kill below must land inside
+    # one; with 120 x 150 a trial took well under a second once training got faster, and the kill missed)
+    args = [str(BIN), "-m", "hparams_search=bpr_optuna", "dataset=synthetic", "dataset.n_users=600"]
+    args += ["dataset.n_items=400", "eval.progress=false", "trainer.enable_progress_bar=false"]
     # one epoch: a run's latest val/ metric is then the restored model's (Lightning logs every epoch's under the
     # same key at later steps than the run's final value, so with more epochs MLflow shows the last epoch's)
     args += ["trainer.max_epochs=1", "logger.log_model=false", f"experiment_name={EXPERIMENT}"]
@@ -75,7 +81,7 @@ def search(postgres, mlflow_server, tmp_path_factory):
             if any(t.state == TrialState.COMPLETE for t in mine) and running and trial_run(client, running[0]):
                 a.send_signal(signal.SIGKILL)  # in the middle of its second trial, its MLflow run open
                 killed = running[0]
-            time.sleep(0.3)
+            time.sleep(0.05)
         assert killed is not None, f"worker A never ran a second trial:\n{a.out.read_text()[-3000:]}"
         a.wait(30)
         assert b.wait(300) == 0, b.out.read_text()[-5000:]
