@@ -36,6 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    import pytorch_lightning  # noqa: F401  imported before any timing: the first model's fit would pay its ~4 s
     from hydra.utils import instantiate
 
     from mmbench.config import compose
