@@ -1,16 +1,16 @@
-"""Validation-only hyperparameter search for the top-N baselines of `experiment=topn_ml100k`.
+"""Validation-only hyperparameter search for the top-N baselines of `experiment=topn_ml100k` (or another experiment).
 
 Builds the experiment's saved split (same config, same fingerprint), fits each model of a small grid on
 train and reads validation NDCG@10 (neural models: early stopping on it; the best epoch's value). The test
-part is never evaluated here. Prints a table and writes it to results/topn_ml100k/validation_search.md.
+part is never evaluated here. Prints a table and appends it to results/<experiment>/validation_search.md.
 
-    MMBENCH_DATA_DIR=../shared/data python scripts/tune_topn_ml100k.py [model ...]
+    MMBENCH_DATA_DIR=../shared/data python scripts/tune_topn_ml100k.py [--experiment mm_ml1m] [model ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
-import sys
 import tempfile
 import time
 from functools import partial
@@ -77,9 +77,9 @@ def neural_trainer(cfg, checkpoint_dir: str):
     )
 
 
-def main(models: list[str]) -> None:
+def main(models: list[str], experiment: str = "topn_ml100k") -> None:
     torch.set_num_threads(1)
-    cfg = compose(["experiment=topn_ml100k", f"paths.work_dir={ROOT}"])
+    cfg = compose([f"experiment={experiment}", f"paths.work_dir={ROOT}"])
     ds = instantiate(cfg.preprocess)(instantiate(cfg.dataset).read())
     split = load_or_create(ds, instantiate(cfg.split), cfg.paths.split_dir)
     ev = Evaluator(ks=[10, 20], metrics=["recall", "ndcg"], progress=False)
@@ -109,11 +109,17 @@ def main(models: list[str]) -> None:
                 best = (r["ndcg@10"], p)
         lines.append(f"| **{name} chosen** | {best[1]} | {best[0]:.4f} | | | |")
         print(lines[-1], flush=True)
-    out = ROOT / "results" / "topn_ml100k" / "validation_search.md"
+    out = ROOT / "results" / experiment / "validation_search.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:
         f.write("\n".join(lines) + "\n\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(GRIDS))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="*", metavar="MODEL", help=f"default: all of {' '.join(GRIDS)}")
+    ap.add_argument("--experiment", default="topn_ml100k", help="conf/experiment/<name>.yaml whose split is searched")
+    args = ap.parse_args()
+    if unknown := [m for m in args.models if m not in GRIDS]:
+        ap.error(f"unknown model(s) {unknown}: this search knows {list(GRIDS)}")
+    main(args.models or list(GRIDS), args.experiment)
