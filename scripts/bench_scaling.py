@@ -16,6 +16,11 @@ was built. A model that refuses a size (EASE: its dense inverse would not fit; t
 or runs past ``--timeout`` is recorded as such (its larger sizes as skipped); models past ``--budget-s`` seconds of
 total wall time are skipped and listed.
 
+``--eval-users N`` evaluates a seeded random sample of N test users instead of all (at 10^7 interactions a full
+ranking of every user is 2·10^10 scores per model); the table then shows the sample's seconds and, in
+``eval_s_all_users``, those seconds scaled to every test user (evaluation is linear in users: batched, one pass per
+batch of users).
+
     python scripts/bench_scaling.py --sizes 1e5,1e6 --out results/scaling        # table.md, runs.csv, scaling.png
     python scripts/bench_scaling.py --sizes 2000 --models pop,ease --out /tmp/s   # a quick check
 """
@@ -101,8 +106,17 @@ class PeakRSS:
         self.peak = max(self.peak, self.now())
 
 
-def measure(model_name: str, n: int, n_users: int, n_items: int, seed: int = 0) -> dict:
-    """One (model, size) in this process: fit and evaluation seconds, peak RSS and its growth over the data's."""
+def sample_users(test, n_users: int, seed: int = 0):  # noqa: ANN001, ANN201  (Interactions)
+    """The test events of a seeded random sample of ``n_users`` of its users (all of them if there are fewer)."""
+    users = np.unique(test.users)
+    if n_users <= 0 or len(users) <= n_users:
+        return test
+    return test.subset(np.isin(test.users, np.random.default_rng(seed).choice(users, n_users, replace=False)))
+
+
+def measure(model_name: str, n: int, n_users: int, n_items: int, seed: int = 0, eval_users: int = 0) -> dict:
+    """One (model, size) in this process: fit and evaluation seconds (of ``eval_users`` sampled test users when > 0,
+    with the seconds scaled to all of them), peak RSS and its growth over the data's."""
     import gc
 
     import torch
@@ -122,6 +136,8 @@ def measure(model_name: str, n: int, n_users: int, n_items: int, seed: int = 0) 
     cfg = compose(overrides)
     gc.collect()
     train, test = synthetic(n, n_users, n_items, seed)
+    test_users = len(np.unique(test.users))
+    test = sample_users(test, eval_users, seed)
     model = instantiate(cfg.model)
     if model_name in MULTIMODAL:
         rng = np.random.default_rng(seed + 1)
@@ -149,6 +165,7 @@ def measure(model_name: str, n: int, n_users: int, n_items: int, seed: int = 0) 
         "fit_s": fit_s,
         "eval_s": eval_s,
         "eval_users": result.n_users,
+        "eval_s_all_users": eval_s * test_users / max(result.n_users, 1),
         "peak_rss_mb": mem.peak,
         "model_rss_mb": mem.peak - mem.base,
         "ndcg@10": result.means["ndcg@10"],
@@ -156,11 +173,11 @@ def measure(model_name: str, n: int, n_users: int, n_items: int, seed: int = 0) 
     }
 
 
-def child(model: str, sizes: list[tuple[int, int, int]]) -> None:
+def child(model: str, sizes: list[tuple[int, int, int]], eval_users: int = 0) -> None:
     """Every size of one model, ascending, one ``SCALING`` line each (a refusal is a line too)."""
     for n, n_users, n_items in sizes:
         try:
-            res = {"status": "ok", "note": ""} | measure(model, n, n_users, n_items)
+            res = {"status": "ok", "note": ""} | measure(model, n, n_users, n_items, eval_users=eval_users)
         except MemoryError as e:
             res = {"status": "refused", "note": str(e)}
         except Exception as e:  # noqa: BLE001  (reported in the table; the next size still runs)
@@ -168,11 +185,11 @@ def child(model: str, sizes: list[tuple[int, int, int]]) -> None:
         print("SCALING " + json.dumps({"interactions": n} | res), flush=True)
 
 
-def run_model(model: str, sizes: list[tuple[int, int, int]], timeout: float) -> list[dict]:
+def run_model(model: str, sizes: list[tuple[int, int, int]], timeout: float, eval_users: int = 0) -> list[dict]:
     """:func:`child` in a fresh process (imports once per model); the size running at ``timeout`` is ``timeout``,
     larger ones ``skipped``; a crash is ``failed`` with the last line of its error."""
     spec = ";".join(f"{n},{u},{i}" for n, u, i in sizes)
-    args = [sys.executable, __file__, "--child", model, spec]
+    args = [sys.executable, __file__, "--child", model, spec, "--eval-users", str(eval_users)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     t = time.time()
     timed_out = False
@@ -240,7 +257,8 @@ def cell(v: object) -> str:
 
 
 def markdown(df: pd.DataFrame, command: str, skipped: list[str], loads: list[float]) -> str:
-    cols = ["model", "interactions", "users", "items", "status", "fit_s", "eval_s", "peak_rss_mb", "model_rss_mb"]
+    cols = ["model", "interactions", "users", "items", "status", "fit_s", "eval_s", "eval_users", "eval_s_all_users"]
+    cols += ["peak_rss_mb", "model_rss_mb"]
     lines = [
         "# Scaling curves on synthetic data",
         "",
@@ -249,8 +267,9 @@ def markdown(df: pd.DataFrame, command: str, skipped: list[str], loads: list[flo
         "is shared: absolute seconds carry that load).",
         "",
         "`fit_s`: the whole fit (neural models: one epoch, graph construction included); `eval_s`: full-ranking "
-        "evaluation of every test user over all items; `peak_rss_mb`: the process's peak RSS; `model_rss_mb`: its "
-        "growth after the data was built (fit + evaluation).",
+        "evaluation of `eval_users` test users over all items (every test user unless `--eval-users` sampled them; "
+        "`eval_s_all_users` scales the seconds to all of them); `peak_rss_mb`: the process's peak RSS; "
+        "`model_rss_mb`: its growth after the data was built (fit + evaluation).",
         "",
         "| " + " | ".join(cols) + " | note |",
         "|" + "---|" * (len(cols) + 1),
@@ -273,10 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-items", type=int, default=100_000)
     ap.add_argument("--timeout", type=float, default=600, help="seconds per model (all its sizes)")
     ap.add_argument("--budget-s", type=float, default=1200, help="total seconds; later (model, size) are skipped")
+    ap.add_argument("--eval-users", type=int, default=0, help="evaluate this many sampled test users (0: all)")
     ap.add_argument("--out", default="results/scaling")
     a = ap.parse_args(argv)
     if a.child:
-        child(a.child[0], [tuple(int(x) for x in size.split(",")) for size in a.child[1].split(";")])
+        child(a.child[0], [tuple(int(x) for x in size.split(",")) for size in a.child[1].split(";")], a.eval_users)
         return 0
     models = a.models.split(",")
     unknown = sorted(set(models) - set(MODELS))
@@ -292,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         if left <= 0:
             skipped.append(f"{model}: every size")
             continue
-        for (n, n_users, n_items), res in zip(shapes, run_model(model, shapes, min(a.timeout, left)), strict=True):
+        results = run_model(model, shapes, min(a.timeout, left), a.eval_users)
+        for (n, n_users, n_items), res in zip(shapes, results, strict=True):
             rows.append({"model": model, "interactions": n, "users": n_users, "items": n_items, **res})
             print(
                 f"{model:>12} n={n:>10,} {res['status']:>8} fit {res.get('fit_s', float('nan')):8.2f} s "
@@ -302,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     loads.append(os.getloadavg()[0])
     columns = ["model", "interactions", "users", "items", "status", "note", "fit_s", "eval_s", "peak_rss_mb"]
-    columns += ["model_rss_mb", "eval_users", "ndcg@10", "train_events"]
+    columns += ["model_rss_mb", "eval_users", "eval_s_all_users", "ndcg@10", "train_events"]
     df = pd.DataFrame(rows).reindex(columns=columns)
     command = "python scripts/bench_scaling.py " + " ".join(sys.argv[1:] if argv is None else argv)
     df.to_csv(out / "runs.csv", index=False)

@@ -1,5 +1,5 @@
 """scripts/bench_scaling.py at tiny sizes: the synthetic data, a measured table with its plot, EASE's refusal of a
-catalogue whose inverse does not fit, and the time budget."""
+catalogue whose inverse does not fit, sampled evaluation users, and the time budget."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripts import bench_scaling  # noqa: E402
@@ -40,6 +41,19 @@ def test_table_runs_and_plot(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert "| ease | 4,000 | 80 | 200 | ok |" in table and "--models pop,ease" in table
     assert (tmp_path / "scaling.png").stat().st_size > 10_000
+
+
+def test_sampled_evaluation_users_and_their_scaled_seconds(tmp_path):
+    _, test = bench_scaling.synthetic(4000, 80, 200)
+    sample = bench_scaling.sample_users(test, 30)
+    kept = np.unique(sample.users)
+    assert len(kept) == 30 and np.isin(kept, test.users).all()
+    assert len(sample) == np.isin(test.users, kept).sum()  # every test event of a sampled user, no other
+    assert bench_scaling.sample_users(test, 0) is test and bench_scaling.sample_users(test, 10**6) is test
+    assert bench_scaling.main(["--sizes", "4000", "--models", "pop", "--eval-users", "30", "--out", str(tmp_path)]) == 0
+    run = pd.read_csv(tmp_path / "runs.csv").iloc[0]
+    assert run.eval_users == 30
+    assert run.eval_s_all_users == pytest.approx(run.eval_s * len(np.unique(test.users)) / 30)
 
 
 def test_ease_refusal_is_a_row_with_the_memory_needed(monkeypatch, capsys):
