@@ -263,8 +263,8 @@ def markdown(df: pd.DataFrame, command: str, skipped: list[str], loads: list[flo
         "# Scaling curves on synthetic data",
         "",
         f"Command: `{command}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, one "
-        f"thread, niceness {os.nice(0)}; 1-minute load average at the start {loads[0]:.2f}, at the end {loads[-1]:.2f} (the machine "
-        "is shared: absolute seconds carry that load).",
+        f"thread, niceness {os.nice(0)}; 1-minute load average at the start {loads[0]:.2f}, at the end "
+        f"{loads[-1]:.2f} (the machine is shared: absolute seconds carry that load).",
         "",
         "`fit_s`: the whole fit (neural models: one epoch, graph construction included); `eval_s`: full-ranking "
         "evaluation of `eval_users` test users over all items (every test user unless `--eval-users` sampled them; "
