@@ -15,7 +15,14 @@ from mmbench.models.base import Capabilities, NeuralRecommender
 
 class BPR(NeuralRecommender):
     """``score(u, i) = p_u · q_i``; loss ``-log σ(s_ui - s_uj) + reg · (|p_u|² + |q_i|² + |q_j|²) / 2``
-    averaged over the batch, with one sampled negative ``j`` per observed ``(u, i)``."""
+    averaged over the batch, with one sampled negative ``j`` per observed ``(u, i)``.
+
+    ``sparse``: sparse embedding gradients and lazy Adam (``torch.optim.SparseAdam``, the configured Adam's ``lr``,
+    ``betas``, ``eps``), which updates only the batch's rows. Dense Adam updates every row at every step, so a step
+    costs O(users + items) and an epoch O(interactions x (users + items)): at 10^7 interactions (200,000 users,
+    100,000 items) 0.51 s per step dense against 0.03 s sparse (``results/scaling``). Off by default: lazy Adam is
+    another optimiser (rows absent from a batch keep their moments), and on ML-100K the dense step is faster.
+    """
 
     capabilities = Capabilities(neural=True, user_level_dp=True)
 
@@ -25,19 +32,31 @@ class BPR(NeuralRecommender):
         reg: float = 1e-5,
         init_std: float = 0.04,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        sparse: bool = False,
     ) -> None:
         super().__init__()
         self.embedding_dim, self.reg, self.init_std = embedding_dim, reg, init_std
-        self.optimizer = optimizer
+        self.optimizer, self.sparse = optimizer, sparse
+        self.sparse_adam_args = sparse_adam_args(optimizer) if sparse else {}
 
     def build(self, train: Interactions) -> None:
-        self.user_emb = nn.Embedding(train.n_users, self.embedding_dim)
-        self.item_emb = nn.Embedding(train.n_items, self.embedding_dim)
+        self.user_emb = nn.Embedding(train.n_users, self.embedding_dim, sparse=self.sparse)
+        self.item_emb = nn.Embedding(train.n_items, self.embedding_dim, sparse=self.sparse)
         nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
 
     def user_parameters(self) -> list[nn.Parameter]:
         return [self.user_emb.weight]
+
+    def configure_optimizer(self, params: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
+        if not self.sparse:
+            return super().configure_optimizer(params)
+        return torch.optim.SparseAdam(list(self.parameters()) if params is None else params, **self.sparse_adam_args)
+
+    def user_level_dp_blocker(self) -> str | None:
+        if self.sparse:
+            return "model.sparse=true: DP-SGD clips dense per-user gradients; set model.sparse=false"
+        return None
 
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)
@@ -52,3 +71,20 @@ class BPR(NeuralRecommender):
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         q = self.item_emb.weight if items is None else self.item_emb(items)
         return self.user_emb(users) @ q.T
+
+
+def sparse_adam_args(optimizer: Callable[..., torch.optim.Optimizer] | None) -> dict:
+    """The keyword arguments of ``SparseAdam`` taken from the configured optimizer (a ``_partial_`` of Adam: lr, betas,
+    eps); anything else has no sparse form and fails here, when the model is built from its config."""
+    if optimizer is None:
+        return {"lr": 1e-3}
+    func, kwargs = getattr(optimizer, "func", None), dict(getattr(optimizer, "keywords", None) or {})
+    extra = sorted(set(kwargs) - {"lr", "betas", "eps"})
+    if func not in (torch.optim.Adam, torch.optim.SparseAdam) or extra:
+        name = getattr(func, "__name__", repr(optimizer))
+        raise ValueError(
+            f"model.sparse=true trains with torch.optim.SparseAdam; model.optimizer is {name}"
+            + (f" with {extra}" if extra else "")
+            + ": use torch.optim.Adam with lr, betas, eps only, or model.sparse=false"
+        )
+    return kwargs
