@@ -114,7 +114,9 @@ def sample_users(test, n_users: int, seed: int = 0):  # noqa: ANN001, ANN201  (I
     return test.subset(np.isin(test.users, np.random.default_rng(seed).choice(users, n_users, replace=False)))
 
 
-def measure(model_name: str, n: int, n_users: int, n_items: int, seed: int = 0, eval_users: int = 0) -> dict:
+def measure(
+    model_name: str, n: int, n_users: int, n_items: int, seed: int = 0, eval_users: int = 0, extra: tuple = ()
+) -> dict:
     """One (model, size) in this process: fit and evaluation seconds (of ``eval_users`` sampled test users when > 0,
     with the seconds scaled to all of them), peak RSS and its growth over the data's."""
     import gc
@@ -132,6 +134,7 @@ def measure(model_name: str, n: int, n_users: int, n_items: int, seed: int = 0, 
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
         "eval.progress=false",
+        *extra,
     ]
     cfg = compose(overrides)
     gc.collect()
@@ -173,11 +176,11 @@ def measure(model_name: str, n: int, n_users: int, n_items: int, seed: int = 0, 
     }
 
 
-def child(model: str, sizes: list[tuple[int, int, int]], eval_users: int = 0) -> None:
+def child(model: str, sizes: list[tuple[int, int, int]], eval_users: int = 0, extra: tuple = ()) -> None:
     """Every size of one model, ascending, one ``SCALING`` line each (a refusal is a line too)."""
     for n, n_users, n_items in sizes:
         try:
-            res = {"status": "ok", "note": ""} | measure(model, n, n_users, n_items, eval_users=eval_users)
+            res = {"status": "ok", "note": ""} | measure(model, n, n_users, n_items, eval_users=eval_users, extra=extra)
         except MemoryError as e:
             res = {"status": "refused", "note": str(e)}
         except Exception as e:  # noqa: BLE001  (reported in the table; the next size still runs)
@@ -185,11 +188,13 @@ def child(model: str, sizes: list[tuple[int, int, int]], eval_users: int = 0) ->
         print("SCALING " + json.dumps({"interactions": n} | res), flush=True)
 
 
-def run_model(model: str, sizes: list[tuple[int, int, int]], timeout: float, eval_users: int = 0) -> list[dict]:
+def run_model(
+    model: str, sizes: list[tuple[int, int, int]], timeout: float, eval_users: int = 0, extra: tuple = ()
+) -> list[dict]:
     """:func:`child` in a fresh process (imports once per model); the size running at ``timeout`` is ``timeout``,
     larger ones ``skipped``; a crash is ``failed`` with the last line of its error."""
     spec = ";".join(f"{n},{u},{i}" for n, u, i in sizes)
-    args = [sys.executable, __file__, "--child", model, spec, "--eval-users", str(eval_users)]
+    args = [sys.executable, __file__, "--child", model, spec, "--eval-users", str(eval_users), *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     t = time.time()
     timed_out = False
@@ -294,9 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=1200, help="total seconds; later (model, size) are skipped")
     ap.add_argument("--eval-users", type=int, default=0, help="evaluate this many sampled test users (0: all)")
     ap.add_argument("--out", default="results/scaling")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides for every model, e.g. model.sparse=true")
     a = ap.parse_args(argv)
     if a.child:
-        child(a.child[0], [tuple(int(x) for x in size.split(",")) for size in a.child[1].split(";")], a.eval_users)
+        child(
+            a.child[0],
+            [tuple(int(x) for x in size.split(",")) for size in a.child[1].split(";")],
+            a.eval_users,
+            tuple(a.overrides),
+        )
         return 0
     models = a.models.split(",")
     unknown = sorted(set(models) - set(MODELS))
@@ -312,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         if left <= 0:
             skipped.append(f"{model}: every size")
             continue
-        results = run_model(model, shapes, min(a.timeout, left), a.eval_users)
+        results = run_model(model, shapes, min(a.timeout, left), a.eval_users, tuple(a.overrides))
         for (n, n_users, n_items), res in zip(shapes, results, strict=True):
             rows.append({"model": model, "interactions": n, "users": n_users, "items": n_items, **res})
             print(

@@ -70,3 +70,13 @@ def test_models_past_the_budget_are_skipped_and_listed(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert "Skipped (time budget):" in table and "- pop: every size" in table and "- random: every size" in table
     assert not (tmp_path / "scaling.png").exists()
+
+
+def test_overrides_reach_every_model_process(tmp_path):
+    args = ["--sizes", "2000", "--models", "bpr", "--out", str(tmp_path), "model.sparse=true"]
+    assert bench_scaling.main([*args, "model.optimizer._target_=torch.optim.SGD"]) == 0
+    run = pd.read_csv(tmp_path / "runs.csv").iloc[0]
+    assert run.status == "failed" and "model.sparse=true trains with torch.optim.SparseAdam" in run.note
+    assert bench_scaling.main(args) == 0
+    assert pd.read_csv(tmp_path / "runs.csv").iloc[0].status == "ok"
+    assert "model.sparse=true" in (tmp_path / "table.md").read_text()
