@@ -158,7 +158,14 @@ class LSTMModule(TokenModule):
 
     def forward(self, items: torch.Tensor | None = None) -> torch.Tensor:
         t = self.tokens if items is None else self.tokens[items]
-        _, (h, _) = self.lstm(self.embedding(t))
+        x = self.embedding(t)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # oneDNN builds no bf16 LSTM on CPUs without native bf16 ("could not create a primitive descriptor for
+            # the LSTM forward propagation primitive"): under CPU autocast the LSTM runs in fp32
+            with torch.autocast("cpu", enabled=False):
+                _, (h, _) = self.lstm(x.float())
+            return h[-1]
+        _, (h, _) = self.lstm(x)
         return h[-1]
 
 
