@@ -1,4 +1,4 @@
-"""mmbench beside MMRec on one split: BPR, LightGCN, VBPR, FREEDOM (BM3 and LATTICE once mmbench has them).
+"""mmbench beside MMRec on one split: BPR, LightGCN, VBPR, FREEDOM, BM3 and LATTICE.
 
 The split is mmbench's saved split of ``--experiment`` (default ``mm_ml100k``: ML-100K-MM, per-user random
 80/10/10, seed 0; item features from pretrained EfficientNet-Lite0 posters and all-MiniLM-L6-v2 texts), exported

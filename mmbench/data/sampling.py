@@ -97,6 +97,30 @@ class OrderedBatches(EpochBatches):
             yield (self.values[s : s + self.batch_size],)
 
 
+class GroupedBatches(IterableDataset):
+    """The batches of ``stream`` in lists of ``size`` consecutive ones (the last list may be shorter): what one
+    Lightning ``training_step`` of :class:`~mmbench.training.module.RecModule` takes, an optimizer step per batch.
+    The batches, their order and the stream's sharding are the stream's own."""
+
+    def __init__(self, stream: IterableDataset, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"GroupedBatches: size={size} must be at least 1 (trainer.batches_per_call)")
+        self.stream, self.size = stream, size
+
+    def __len__(self) -> int:
+        return -(-len(self.stream) // self.size)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[list[Batch]]:
+        group: list[Batch] = []
+        for batch in self.stream:
+            group.append(batch)
+            if len(group) == self.size:
+                yield group
+                group = []
+        if group:
+            yield group
+
+
 class PairwiseSampler(EpochBatches):
     """Each epoch: every training event once, shuffled, with ``n_negatives`` uniform negative items per event
     (batches ``(u, i, j)``: ``j`` of shape ``[b]`` for one negative, ``[b, n_negatives]`` for more).

@@ -30,9 +30,14 @@ class RecModule(pl.LightningModule):
     the value one process computes for the same weights, and rank 0's values are broadcast so that early stopping,
     checkpointing and pruning read the same number on every rank.
 
-    With ``privacy`` (user-level DP-SGD) optimisation is manual: each batch of Poisson-sampled users gives one
-    gradient per user, and the model's optimizer wrapped in Opacus's DPOptimizer clips them, adds the noise and
-    steps. Nothing computed from the training batch is logged then (a loss curve would escape the noise)."""
+    Optimisation is manual, and one ``training_step`` takes a *group* of consecutive batches
+    (:class:`~mmbench.data.sampling.GroupedBatches`), one optimizer step each, in the order the automatic loop would
+    (zero the gradients, loss, backward, step): the same updates, bit for bit, while Lightning's per-call work (hooks,
+    the batch fetcher, the optimisation closure) is paid once per group (``results/overhead/training_loop.md``).
+
+    With ``privacy`` (user-level DP-SGD) each batch of Poisson-sampled users gives one gradient per user, and the
+    model's optimizer wrapped in Opacus's DPOptimizer clips them, adds the noise and steps. Nothing computed from the
+    training batch is logged then (a loss curve would escape the noise)."""
 
     def __init__(
         self,
@@ -60,7 +65,7 @@ class RecModule(pl.LightningModule):
         self.shards = shards
         self._val_parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
         self.privacy = privacy
-        self.automatic_optimization = privacy is None
+        self.automatic_optimization = False  # steps are taken in training_step, a group of batches per call
         self._loss_sum: torch.Tensor | None = None
         self._loss_rows = 0
 
@@ -68,24 +73,27 @@ class RecModule(pl.LightningModule):
         for stream in self.shards:  # the process group exists now: each rank takes its part of every batch
             stream.shard(self.trainer.global_rank, self.trainer.world_size)
 
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor | None:
-        if self.privacy is not None:
-            optimizers = self.optimizers()
-            optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+    def training_step(self, group: list[tuple[torch.Tensor, ...]], batch_idx: int) -> None:
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        for batch in group:
             for opt in optimizers:
                 opt.zero_grad()
-            self.privacy.per_user_gradients(self.model, batch)
+            if self.privacy is not None:
+                self.privacy.per_user_gradients(self.model, batch)
+            else:
+                loss = self.model.loss(batch)
+                # the loss under the precision's autocast, the backward outside it, as Lightning's automatic loop
+                # (custom backward functions, e.g. torch.sparse.mm's, have no bf16 kernels on CPU)
+                with torch.autocast(self.device.type, enabled=False):
+                    self.manual_backward(loss)
+                # the epoch's mean loss over its rows, logged once at the epoch's end: a per-step self.log cost
+                # ~1.2 ms (Lightning moves its result metric every call), a sixth of a BPR step on ML-100K (cProfile)
+                weighted = loss.detach().double() * len(batch[0])
+                self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
+                self._loss_rows += len(batch[0])
             for opt in optimizers:
                 opt.step()
-            return None
-        loss = self.model.loss(batch)
-        # the epoch's mean loss over its rows, summed here and logged once at the epoch's end: a per-step self.log
-        # cost ~1.2 ms (Lightning moves its result metric every call), a sixth of a BPR step on ML-100K (cProfile)
-        rows = len(batch[0])
-        weighted = loss.detach().double() * rows
-        self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
-        self._loss_rows += rows
-        return loss
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._loss_rows = None, 0
@@ -93,7 +101,7 @@ class RecModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         if self._loss_sum is not None:  # under DDP: each process's epoch mean, averaged over the processes
             self.log("train/loss", self._loss_sum / self._loss_rows, prog_bar=True, sync_dist=True)
-        if self.privacy is not None and self.scheduler is not None:  # manual optimisation steps its schedulers
+        if self.scheduler is not None:  # manual optimisation steps its schedulers (after validation, as Lightning)
             schedulers = self.lr_schedulers()
             for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
                 scheduler.step()
@@ -140,12 +148,12 @@ class RecModule(pl.LightningModule):
         return np.flatnonzero(self.n_rel > 0)
 
     def configure_optimizers(self) -> Any:
-        if self.privacy is not None:  # the DP optimizer, and with privacy.scope=shared the users' own one
+        """The model's optimizer (with ``privacy``: the DP optimizer, and under ``privacy.scope=shared`` the users'
+        own one) and a scheduler per optimizer, stepped per epoch by :meth:`on_train_epoch_end`."""
+        if self.privacy is not None:
             optimizers = self.privacy.optimizers(self.model)
-            if self.scheduler is None:
-                return optimizers
-            return optimizers, [self.scheduler(o) for o in optimizers]
-        optimizer = self.model.configure_optimizer()
+        else:
+            optimizers = [self.model.configure_optimizer()]
         if self.scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}
+            return optimizers
+        return optimizers, [self.scheduler(o) for o in optimizers]

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mmbench.data.interactions import Interactions
-from mmbench.data.sampling import EpochBatches, OrderedBatches
+from mmbench.data.sampling import EpochBatches, GroupedBatches, OrderedBatches
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.evaluation.metrics import RATING_METRICS, metric_for, metric_key
 from mmbench.models.base import NeuralRecommender
@@ -59,6 +59,10 @@ class NeuralTrainer:
     ``scheduler`` (``conf/scheduler``) is a ``_partial_`` ``torch.optim.lr_scheduler`` class given the model's
     optimizer and stepped once per epoch; None keeps the learning rate constant.
 
+    ``batches_per_call``: training batches one Lightning ``training_step`` takes, one optimizer step each (see
+    :class:`~mmbench.training.module.RecModule`); any value gives the same updates, larger ones pay Lightning's
+    per-call overhead less often, and the progress bar advances per call.
+
     ``devices`` > 1 with ``strategy`` ``ddp`` (or ``auto``) trains with Lightning's DDP, one process per device;
     ``batch_size`` stays the effective batch size (each process takes its shard of every batch, see
     :class:`~mmbench.data.sampling.EpochBatches`), validation gathers every process's per-user results, and after
@@ -86,8 +90,11 @@ class NeuralTrainer:
         early_stopping: Callable[..., Any] | None = None,  # a partial pytorch_lightning EarlyStopping
         checkpoint: Callable[..., Any] | None = None,  # a partial pytorch_lightning ModelCheckpoint
         scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+        batches_per_call: int = 64,
     ) -> None:
         metric_for(monitor)  # fails early on an unknown metric name
+        if batches_per_call < 1:
+            raise ValueError(f"trainer.batches_per_call={batches_per_call} must be at least 1")
         self.processes = processes(devices, accelerator, strategy)  # fails early on unsupported devices / strategy
         self.max_epochs, self.batch_size, self.monitor = max_epochs, batch_size, monitor
         self.patience, self.min_delta, self.precision = patience, min_delta, precision
@@ -97,6 +104,7 @@ class NeuralTrainer:
         self.checkpoint_dir = checkpoint_dir
         self.early_stopping, self.checkpoint = early_stopping, checkpoint
         self.scheduler = scheduler
+        self.batches_per_call = batches_per_call
 
     def fit(
         self,
@@ -196,7 +204,7 @@ class NeuralTrainer:
             use_distributed_sampler=False,  # the batch streams shard themselves (EpochBatches)
             plugins=plugins,
         )
-        train_loader = DataLoader(train_data, batch_size=None)
+        train_loader = DataLoader(GroupedBatches(train_data, self.batches_per_call), batch_size=None)
         val_loader = DataLoader(val_data, batch_size=None)
         with warnings.catch_warnings():  # validation metrics are gathered, then logged unsynced on purpose
             warnings.filterwarnings("ignore", message=".*sync_dist=True.*")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmbench.data.sampling import OrderedBatches, PairwiseSampler, UserSampler
+from mmbench.data.sampling import GroupedBatches, OrderedBatches, PairwiseSampler, UserSampler
 from tests.helpers.data import make_interactions
 
 
@@ -121,3 +121,20 @@ def test_several_negatives_per_event_are_all_true_negatives_and_one_keeps_the_ol
     order = rng.permutation(len(pairs))
     one = PairwiseSampler(train, batch_size=7, seed=3)
     np.testing.assert_array_equal(np.concatenate([b[2].numpy() for b in one]), one.negatives(train.users[order], rng))
+
+
+def test_grouped_batches_are_the_streams_batches_in_order_in_lists_of_size():
+    train = make_interactions([(u, i) for u in range(9) for i in range(u % 4, u % 4 + 5)], 9, 12)  # 45 events
+    whole = [tuple(t.numpy() for t in b) for b in PairwiseSampler(train, batch_size=8, seed=4)]  # 6 batches
+    grouped = GroupedBatches(PairwiseSampler(train, batch_size=8, seed=4), 4)
+    groups = [[tuple(t.numpy() for t in b) for b in g] for g in grouped]
+    assert len(grouped) == 2 and [len(g) for g in groups] == [4, 2]
+    for got, want in zip([b for g in groups for b in g], whole, strict=True):
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert len(GroupedBatches(whole, 1)) == 6 and len(GroupedBatches(whole, 6)) == 1 == len(GroupedBatches(whole, 99))
+    stream = PairwiseSampler(train, batch_size=8, seed=4)
+    stream.shard(1, 2)  # a sharded stream: its shards, grouped
+    assert [len(b[0]) for g in GroupedBatches(stream, 5) for b in g] == [4, 4, 4, 4, 4, 3]
+    with pytest.raises(ValueError, match="batches_per_call"):
+        GroupedBatches(whole, 0)

@@ -82,3 +82,32 @@ def test_train_loss_is_the_epoch_mean_over_rows(split, tmp_path):
     )
     logged = pd.read_csv(f"{logger.log_dir}/metrics.csv")["train/loss"].dropna().tolist()
     assert logged == pytest.approx([split.train.users.mean()] * 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("batches_per_call", [1, 3, 1000])
+def test_updates_are_a_plain_loop_of_optimizer_steps_whatever_the_batches_per_call(split, batches_per_call):
+    import pytorch_lightning as pl
+    import torch
+
+    # the reference: zero the gradients, loss, backward, step, for every batch of the sampler's epochs, by hand
+    pl.seed_everything(0, workers=True, verbose=False)
+    ref = BPR(embedding_dim=8)
+    ref.build(split.train)
+    opt = ref.configure_optimizer()
+    batches = ref.train_data(split.train, 128, 0)
+    for _ in range(3):
+        for batch in batches:
+            opt.zero_grad()
+            ref.loss(batch).backward()
+            opt.step()
+    model = BPR(embedding_dim=8)
+    trainer = NeuralTrainer(max_epochs=3, batch_size=128, enable_progress_bar=False, batches_per_call=batches_per_call)
+    rep = trainer.fit(model, split.train)
+    assert rep.steps == 3 * len(batches)  # one optimizer step per batch, counted by Lightning
+    for key, value in ref.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key  # bit for bit
+
+
+def test_batches_per_call_must_be_positive():
+    with pytest.raises(ValueError, match="trainer.batches_per_call=0"):
+        NeuralTrainer(batches_per_call=0)
