@@ -514,6 +514,7 @@ def run(cfg: DictConfig) -> RunResult:
         check_devices(cfg)
     explainer = make_explainer(cfg, name, capabilities)
     dp, attack = privacy_stage(cfg, capabilities)
+    instantiate(cfg.model)  # the model's own checks (e.g. model.sparse with another optimizer) before data and features
     torch.set_num_threads(int(cfg.threads))
     seed_everything(int(cfg.seed))
     if launched_rank():  # DDP rank 1..N-1: train with rank 0, which alone tracks, evaluates and writes

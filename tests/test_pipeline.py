@@ -171,6 +171,16 @@ def test_target_candidates_on_a_warm_split_fail_before_any_work(tmp_path):
     )
 
 
+def test_a_model_its_constructor_refuses_fails_before_any_work(tmp_path):
+    # BPR's sparse gradients train with SparseAdam, which has no weight decay: the constructor refuses, and the run
+    # stops there, before the tracking store, the data or the split (formerly after reading and splitting the data)
+    from hydra.errors import InstantiationException
+
+    with pytest.raises(InstantiationException, match="(?s)BPR.*SparseAdam.*weight_decay"):
+        pipeline.run(cfg_for(tmp_path, "model=bpr", "model.sparse=true", "+model.optimizer.weight_decay=0.1"))
+    assert not (tmp_path / "splits").exists() and not (tmp_path / "mlflow.db").exists()  # nothing ran
+
+
 def test_per_user_files_carry_the_evaluators_sparse_flag(tmp_path):
     res = pipeline.run(cfg_for(tmp_path, "model=pop"))
     art = Path(urlparse(res.artifact_uri).path)
