@@ -43,13 +43,16 @@ def bare(cfg, train, epochs: int) -> tuple[float, dict]:
     model = instantiate(cfg.model)
     model.build(train)
     opt = model.configure_optimizer()
+    opts = opt if isinstance(opt, list) else [opt]
     batches = model.train_data(train, int(cfg.trainer.batch_size), int(cfg.seed))
     model.train()
     for _ in range(epochs):
         for batch in batches:
-            opt.zero_grad()
+            for o in opts:
+                o.zero_grad()
             model.loss(batch).backward()
-            opt.step()
+            for o in opts:
+                o.step()
     return time.perf_counter() - t, model.state_dict()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar, Self
 
 import torch
@@ -119,19 +120,35 @@ class NeuralRecommender(nn.Module, Recommender):
         """Batches of one epoch; iterating again gives the next epoch."""
 
     optimizer: Callable[..., torch.optim.Optimizer] | None = None  # set from the config's `model.optimizer`
+    sparse: bool = False  # models with a `sparse` option: their id tables are `nn.Embedding(..., sparse=True)`
 
     def user_level_dp_blocker(self) -> str | None:
         """Why this model, as configured, cannot be trained by user-level DP-SGD although its class declares
         ``user_level_dp`` (e.g. a component that mixes users' data); None when it can."""
+        if self.sparse:
+            return "model.sparse=true: DP-SGD clips dense per-user gradients; set model.sparse=false"
         return None
 
-    def configure_optimizer(self, params: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
+    def configure_optimizer(
+        self, params: list[nn.Parameter] | None = None
+    ) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
         """The model's ``optimizer`` (a ``_partial_`` config) over ``params`` (default: all its parameters);
-        Adam(lr=1e-3) without one."""
+        Adam(lr=1e-3) without one.
+
+        With ``sparse``: ``torch.optim.SparseAdam`` (lazy Adam: only the batch's rows and their moments are updated)
+        over the sparse embeddings' tables, with the configured Adam's ``lr``, ``betas``, ``eps``
+        (:func:`sparse_adam_args`), and the configured optimizer over the other parameters (a list of two)."""
         params = list(self.parameters()) if params is None else params
-        if self.optimizer is None:
-            return torch.optim.Adam(params, lr=1e-3)
-        return self.optimizer(params)
+        dense_optimizer = self.optimizer or partial(torch.optim.Adam, lr=1e-3)
+        if not self.sparse:
+            return dense_optimizer(params)
+        tables = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding) and m.sparse}
+        rows = [p for p in params if id(p) in tables]
+        rest = [p for p in params if id(p) not in tables]
+        optimizers = [torch.optim.SparseAdam(rows, **sparse_adam_args(self.optimizer))] if rows else []
+        if rest:
+            optimizers.append(dense_optimizer(rest))
+        return optimizers[0] if len(optimizers) == 1 else optimizers
 
     def user_parameters(self) -> list[nn.Parameter]:
         """Per-user tables whose row ``u`` is read only for user ``u`` (user id embeddings): what a user's own
@@ -150,3 +167,21 @@ class NeuralRecommender(nn.Module, Recommender):
     def device(self) -> torch.device:
         p = next(self.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
+
+
+def sparse_adam_args(optimizer: Callable[..., torch.optim.Optimizer] | None) -> dict:
+    """The keyword arguments of ``SparseAdam`` taken from the configured optimizer (a ``_partial_`` of Adam: lr, betas,
+    eps); anything else has no sparse form and fails here (models call it in their constructor when ``sparse``, so
+    the run stops before any work)."""
+    if optimizer is None:
+        return {"lr": 1e-3}
+    func, kwargs = getattr(optimizer, "func", None), dict(getattr(optimizer, "keywords", None) or {})
+    extra = sorted(set(kwargs) - {"lr", "betas", "eps"})
+    if func not in (torch.optim.Adam, torch.optim.SparseAdam) or extra:
+        name = getattr(func, "__name__", repr(optimizer))
+        raise ValueError(
+            f"model.sparse=true trains with torch.optim.SparseAdam; model.optimizer is {name}"
+            + (f" with {extra}" if extra else "")
+            + ": use torch.optim.Adam with lr, betas, eps only, or model.sparse=false"
+        )
+    return kwargs

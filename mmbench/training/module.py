@@ -152,8 +152,9 @@ class RecModule(pl.LightningModule):
         own one) and a scheduler per optimizer, stepped per epoch by :meth:`on_train_epoch_end`."""
         if self.privacy is not None:
             optimizers = self.privacy.optimizers(self.model)
-        else:
-            optimizers = [self.model.configure_optimizer()]
+        else:  # one optimizer, or several (model.sparse: lazy Adam for the id tables, Adam for the rest)
+            optimizer = self.model.configure_optimizer()
+            optimizers = optimizer if isinstance(optimizer, list) else [optimizer]
         if self.scheduler is None:
             return optimizers
         return optimizers, [self.scheduler(o) for o in optimizers]

@@ -11,7 +11,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.models.base import Capabilities
+from mmbench.models.base import Capabilities, sparse_adam_args
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
@@ -23,6 +23,10 @@ class VBPR(MultimodalRecommender):
     the batch and ``reg_content`` on ``E`` and ``β'``.
 
     Explanations: additive, ``id`` = ``β_i + γ_u·γ_i``, each modality its block of ``θ_u·(E f_i) + β'·f_i``.
+
+    ``sparse``: the id tables ``γ_u, γ_i, θ_u, β_i`` get sparse gradients and lazy Adam (``torch.optim.SparseAdam``),
+    ``E`` and ``β'`` the configured Adam (:meth:`~mmbench.models.base.NeuralRecommender.configure_optimizer`): a
+    step then costs the batch's rows, not every row of the tables (catalogues of ~10^5 users or items).
     """
 
     capabilities = Capabilities(item_features=True, neural=True, explains=True, user_level_dp=True)
@@ -38,10 +42,14 @@ class VBPR(MultimodalRecommender):
         reg_content: float = 1e-4,
         init_std: float = 0.1,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        sparse: bool = False,
     ) -> None:
         super().__init__(modalities)
         self.embedding_dim, self.content_dim = embedding_dim, content_dim
         self.reg, self.reg_content, self.init_std, self.optimizer = reg, reg_content, init_std, optimizer
+        self.sparse = sparse
+        if sparse:
+            sparse_adam_args(optimizer)  # an optimizer without a sparse form fails here, before any work
 
     def build(self, train: Interactions) -> None:
         self.check_features()
@@ -55,11 +63,11 @@ class VBPR(MultimodalRecommender):
             parts.append(x / max(float(scale), 1e-12))
         self.register_buffer("content", torch.as_tensor(np.concatenate(parts, 1)), persistent=False)
         k, k2, d = self.embedding_dim, self.content_dim, self.content.shape[1]
-        self.gamma_u = nn.Embedding(train.n_users, k)
-        self.gamma_i = nn.Embedding(train.n_items, k)
-        self.theta_u = nn.Embedding(train.n_users, k2)
+        self.gamma_u = nn.Embedding(train.n_users, k, sparse=self.sparse)
+        self.gamma_i = nn.Embedding(train.n_items, k, sparse=self.sparse)
+        self.theta_u = nn.Embedding(train.n_users, k2, sparse=self.sparse)
         self.E = nn.Linear(d, k2, bias=False)
-        self.beta_i = nn.Embedding(train.n_items, 1)
+        self.beta_i = nn.Embedding(train.n_items, 1, sparse=self.sparse)
         self.beta_c = nn.Linear(d, 1, bias=False)
         for emb in (self.gamma_u, self.gamma_i, self.theta_u):
             nn.init.normal_(emb.weight, std=self.init_std)

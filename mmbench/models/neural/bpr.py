@@ -10,7 +10,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.models.base import Capabilities, NeuralRecommender
+from mmbench.models.base import Capabilities, NeuralRecommender, sparse_adam_args
 
 
 class BPR(NeuralRecommender):
@@ -37,7 +37,8 @@ class BPR(NeuralRecommender):
         super().__init__()
         self.embedding_dim, self.reg, self.init_std = embedding_dim, reg, init_std
         self.optimizer, self.sparse = optimizer, sparse
-        self.sparse_adam_args = sparse_adam_args(optimizer) if sparse else {}
+        if sparse:
+            sparse_adam_args(optimizer)  # an optimizer without a sparse form fails here, before any work
 
     def build(self, train: Interactions) -> None:
         self.user_emb = nn.Embedding(train.n_users, self.embedding_dim, sparse=self.sparse)
@@ -47,16 +48,6 @@ class BPR(NeuralRecommender):
 
     def user_parameters(self) -> list[nn.Parameter]:
         return [self.user_emb.weight]
-
-    def configure_optimizer(self, params: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
-        if not self.sparse:
-            return super().configure_optimizer(params)
-        return torch.optim.SparseAdam(list(self.parameters()) if params is None else params, **self.sparse_adam_args)
-
-    def user_level_dp_blocker(self) -> str | None:
-        if self.sparse:
-            return "model.sparse=true: DP-SGD clips dense per-user gradients; set model.sparse=false"
-        return None
 
     def train_data(self, train: Interactions, batch_size: int, seed: int) -> PairwiseSampler:
         return PairwiseSampler(train, batch_size, seed)
@@ -71,20 +62,3 @@ class BPR(NeuralRecommender):
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         q = self.item_emb.weight if items is None else self.item_emb(items)
         return self.user_emb(users) @ q.T
-
-
-def sparse_adam_args(optimizer: Callable[..., torch.optim.Optimizer] | None) -> dict:
-    """The keyword arguments of ``SparseAdam`` taken from the configured optimizer (a ``_partial_`` of Adam: lr, betas,
-    eps); anything else has no sparse form and fails here, when the model is built from its config."""
-    if optimizer is None:
-        return {"lr": 1e-3}
-    func, kwargs = getattr(optimizer, "func", None), dict(getattr(optimizer, "keywords", None) or {})
-    extra = sorted(set(kwargs) - {"lr", "betas", "eps"})
-    if func not in (torch.optim.Adam, torch.optim.SparseAdam) or extra:
-        name = getattr(func, "__name__", repr(optimizer))
-        raise ValueError(
-            f"model.sparse=true trains with torch.optim.SparseAdam; model.optimizer is {name}"
-            + (f" with {extra}" if extra else "")
-            + ": use torch.optim.Adam with lr, betas, eps only, or model.sparse=false"
-        )
-    return kwargs

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
+import pytest
 import torch
 
 from mmbench.encoders.base import ModalityFeatures
@@ -57,6 +60,47 @@ def test_loss_by_hand_with_repeated_items():
 def test_cold_items_beat_random(tmp_path):
     ds, split, feats = cold_setup(tmp_path)
     m = VBPR(embedding_dim=16, content_dim=16, optimizer=lambda p: torch.optim.Adam(p, lr=0.005))
+    m.set_features(feats)
+    got, base = cold_ndcg(m, split, epochs=30)
+    assert got > 2 * base and got - base > 0.1, (got, base)
+
+
+def test_sparse_id_tables_take_lazy_adam_the_projection_adam_and_the_loss_is_unchanged():
+    rng = np.random.default_rng(0)
+    feats = {"v": ModalityFeatures("v", np.ones(6, bool), values=rng.normal(size=(6, 3)).astype("f4"))}
+    train = make_interactions([(0, 0), (1, 1), (2, 3)], 3, 6)
+    adam = partial(torch.optim.Adam, lr=0.01, betas=(0.8, 0.9))
+    dense, sparse = VBPR(embedding_dim=2, content_dim=2, optimizer=adam), VBPR(2, 2, optimizer=adam, sparse=True)
+    for m in (dense, sparse):
+        m.set_features(feats)
+        torch.manual_seed(0)
+        m.build(train)
+    u, i, j = torch.tensor([0, 2]), torch.tensor([0, 3]), torch.tensor([5, 5])
+    torch.testing.assert_close(sparse.loss((u, i, j)), dense.loss((u, i, j)))
+    sparse.loss((u, i, j)).backward()
+    for table, rows in ((sparse.gamma_u, {0, 2}), (sparse.theta_u, {0, 2}), (sparse.gamma_i, {0, 3, 5})):
+        assert table.weight.grad.is_sparse and set(table.weight.grad.coalesce().indices()[0].tolist()) == rows
+    assert not sparse.E.weight.grad.is_sparse
+    lazy, rest = sparse.configure_optimizer()
+    assert isinstance(lazy, torch.optim.SparseAdam) and type(rest) is torch.optim.Adam
+    assert {id(p) for p in lazy.param_groups[0]["params"]} == {
+        id(t.weight) for t in (sparse.gamma_u, sparse.gamma_i, sparse.theta_u, sparse.beta_i)
+    }
+    assert {id(p) for p in rest.param_groups[0]["params"]} == {id(sparse.E.weight), id(sparse.beta_c.weight)}
+    assert lazy.defaults["lr"] == rest.defaults["lr"] == 0.01 and lazy.defaults["betas"] == (0.8, 0.9)
+    before = sparse.gamma_i.weight.detach().clone()
+    for o in (lazy, rest):
+        o.step()
+    changed = (sparse.gamma_i.weight != before).any(1).nonzero().ravel().tolist()
+    assert changed == [0, 3, 5]  # lazy Adam moved the batch's item rows only
+    assert "model.sparse=true" in sparse.user_level_dp_blocker() and dense.user_level_dp_blocker() is None
+    with pytest.raises(ValueError, match="SparseAdam; model.optimizer is SGD"):
+        VBPR(optimizer=partial(torch.optim.SGD, lr=0.1), sparse=True)
+
+
+def test_sparse_vbpr_trains_and_ranks_cold_items_above_random(tmp_path):
+    ds, split, feats = cold_setup(tmp_path)
+    m = VBPR(embedding_dim=16, content_dim=16, optimizer=partial(torch.optim.Adam, lr=0.005), sparse=True)
     m.set_features(feats)
     got, base = cold_ndcg(m, split, epochs=30)
     assert got > 2 * base and got - base > 0.1, (got, base)
