@@ -507,6 +507,8 @@ def run(cfg: DictConfig) -> RunResult:
     artifacts and evaluates; the other ranks only train (:func:`run_rank`).
     """
     name = model_name(cfg)
+    meter = FitMeter(energy=bool(cfg.costs.energy), country_iso_code=str(cfg.costs.country_iso_code))
+    meter.warm_up()  # codecarbon's hardware detection (~1.2 s of waiting) behind the checks, imports and data loading
     capabilities = getattr(import_target(str(cfg.model._target_)), "capabilities", None)
     validate(cfg, skip=() if capabilities is None or capabilities.neural else ("callbacks",))
     forced = check_candidates(cfg)
@@ -552,7 +554,6 @@ def run(cfg: DictConfig) -> RunResult:
             model: Recommender = instantiate(cfg.model)
             give_features(model, features)
             give_user_features(model, user_features)
-            meter = FitMeter(energy=bool(cfg.costs.energy), country_iso_code=str(cfg.costs.country_iso_code))
             with meter.measure():
                 t = time.perf_counter()
                 fit_facts = fit(model, split, cfg, evaluator, tracker, work, dp)

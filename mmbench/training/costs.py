@@ -24,6 +24,7 @@ import math
 import re
 import resource
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -191,9 +192,27 @@ class FitMeter:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     process_peak_mb: float = 0.0  # the process's peak RSS before the fit stage (the reset forgets it)
+    _warm: threading.Thread | None = field(default=None, repr=False)
+
+    def warm_up(self) -> None:
+        """With ``energy``: run codecarbon's hardware detection (about 1.2 s of a single run on the 2-core machine,
+        mostly waiting on its CPU and GPU probes) in a background thread now, while the data loads, so that
+        :meth:`measure` finds it in codecarbon's per-process cache. A failure there is left to :meth:`measure`,
+        which runs the same detection and reports it."""
+        if self.energy and self._warm is None:
+            self._warm = threading.Thread(target=self._detect_hardware, name="codecarbon-warm-up", daemon=True)
+            self._warm.start()
+
+    def _detect_hardware(self) -> None:
+        try:
+            self._new_tracker()._ensure_hardware_ready()  # codecarbon's own step of start(), cached per process
+        except Exception:  # noqa: BLE001 - measure() meets the same error in tracker.start() and reports it
+            log.debug("codecarbon hardware warm-up failed", exc_info=True)
 
     @contextmanager
     def measure(self) -> Iterator[None]:
+        if self._warm is not None:
+            self._warm.join()  # before the high-water mark is reset: the detection's memory is not the fit's
         self.process_peak_mb = _maxrss_mb()
         start_kb = _status_kb("VmRSS")
         reset = False
@@ -221,17 +240,20 @@ class FitMeter:
         """The process's peak RSS so far, the part before the fit stage included."""
         return max(self.process_peak_mb, _maxrss_mb())
 
-    def _energy_tracker(self):  # noqa: ANN202 - codecarbon is imported only when energy is measured
+    def _new_tracker(self):  # noqa: ANN202 - codecarbon is imported only when energy is measured
         from codecarbon import OfflineEmissionsTracker
 
         logging.getLogger("codecarbon").setLevel(logging.ERROR)  # its hardware guesses are in the method tag instead
-        tracker = OfflineEmissionsTracker(
+        return OfflineEmissionsTracker(
             country_iso_code=self.country_iso_code,
             save_to_file=False,
             log_level="error",
             tracking_mode="process",
             allow_multiple_runs=True,
         )
+
+    def _energy_tracker(self):  # noqa: ANN202
+        tracker = self._new_tracker()
         tracker.start()
         return tracker
 

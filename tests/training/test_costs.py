@@ -147,6 +147,29 @@ def test_energy_is_measured_offline_and_its_method_tagged(monkeypatch):
     assert method.startswith("codecarbon ") and "offline" in method and "CPU:" in method and "RAM:" in method
 
 
+def test_warm_up_detects_the_hardware_once_in_the_background_and_measure_uses_it(monkeypatch):
+    from codecarbon.core import hardware_cache, resource_tracker
+
+    hardware_cache.clear_cache()
+    setups = []
+    real = resource_tracker.ResourceTracker._run_full_hardware_setup
+    monkeypatch.setattr(
+        resource_tracker.ResourceTracker, "_run_full_hardware_setup", lambda self: setups.append(1) or real(self)
+    )
+    meter = FitMeter(energy=True)
+    meter.warm_up()
+    meter.warm_up()  # one detection, however often it is asked
+    meter._warm.join()
+    assert setups == [1] and meter._warm.name == "codecarbon-warm-up"
+    with meter.measure():
+        sum(i * i for i in range(100_000))
+    assert setups == [1]  # the fit's tracker took the cached detection
+    assert meter.metrics["energy/fit_kwh"] > 0 and "CPU:" in meter.tags["costs.energy_method"]
+    off = FitMeter(energy=False)
+    off.warm_up()
+    assert off._warm is None
+
+
 def test_pipeline_logs_the_costs_of_a_neural_run_and_none_when_switched_off(tmp_path):
     res = pipeline.run(cfg_for(tmp_path, "model=bpr", "trainer.max_epochs=2", "trainer.batch_size=1024"))
     m = res.metrics
