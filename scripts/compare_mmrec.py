@@ -22,6 +22,10 @@ fits, and the whole subprocess.
 
     MMBENCH_DATA_DIR=../shared/data python scripts/compare_mmrec.py --peer-python ../mmbench-peers/venv/bin/python \\
         --mmrec ../mmbench-peers/MMRec [--models freedom] [--profiles defaults mmbench] [--epochs 2 --grid first]
+
+Seeds: ``--seed S`` (default 0) is mmbench's model seed, MMRec keeping its configs' own (999); ``--seeds 0 1 2`` runs
+every model on both sides once per seed (MMRec with ``seed: S``; the split stays ``split.seed``'s) and ends with the
+mean and standard deviation over the seeds, so that a difference can be set against both sides' seed spread.
 """
 
 from __future__ import annotations
@@ -183,18 +187,21 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--profiles", nargs="+", default=["defaults", "mmbench"], choices=["defaults", "mmbench"])
     ap.add_argument("--out", default="splits/peers_mmrec", help="exported split and peer outputs (not committed)")
-    ap.add_argument("--seed", type=int, default=0)
+    seeds = ap.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="mmbench's seed; MMRec keeps its configs' seed")
+    seeds.add_argument("--seeds", type=int, nargs="+", help="run both sides with each seed; add mean ± sd over them")
     ap.add_argument("--epochs", type=int, default=None, help="cap both sides' epochs (a plumbing check, not a result)")
     ap.add_argument("--grid", default="full", choices=["full", "first"], help="MMRec's grid: all, or first values")
     ap.add_argument("--override", nargs="*", default=[], help="extra mmbench overrides")
     a = ap.parse_args()
     check_models(a.models, a.profiles)
     out = Path(a.out).resolve()
-    base = [f"experiment={a.experiment}", "logger=none", f"seed={a.seed}", "threads=1", "eval.progress=false"]
+    base = [f"experiment={a.experiment}", "logger=none", "threads=1", "eval.progress=false"]
     base += ["trainer.enable_progress_bar=false", *a.override]
     if a.epochs is not None:
         base.append(f"trainer.max_epochs={a.epochs}")
-    cfg0 = compose([*base, f"model={a.models[0]}"])
+    run_seeds = a.seeds or [a.seed]
+    cfg0 = compose([*base, f"seed={run_seeds[0]}", f"model={a.models[0]}"])
     ds, split = mmbench_split(cfg0)
     encoders = {str(m): instantiate(c) for m, c in cfg0.encoders.items()}
     features, _, _ = build_features(encoders, ds, cfg0.paths.cache_dir, split.train)
@@ -210,56 +217,94 @@ def main() -> None:
 
     rows = []
     for m in a.models:
-        cfg = compose([*base, f"model={m}"])
-        mb = run_mmbench(cfg)
-        assert mb["fingerprint"] == split.fingerprint, "mmbench ran on another split"
-        epochs = mb["metrics"].get("fit/epochs")
-        r = {"model": m, "side": "mmbench", "settings": "conf/model defaults"} | _metrics(mb["metrics"], "test/")
-        r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": None if epochs is None else int(epochs)}
-        rows.append(r | {"fit_s": mb["metrics"]["time/fit_s"], "wall_s": mb["wall_s"]})
-        print(table(rows[-1:], COLUMNS), flush=True)
-        for profile in a.profiles:
-            conf = {} if profile == "defaults" else SAME[m](cfg)
-            if a.epochs is not None:
-                conf["epochs"] = a.epochs
-            job = {
-                "mmrec": str(Path(a.mmrec).resolve()),
-                "data_path": str(out / "data"),
-                "dataset": name,
-                "model": PEER_CLASS[m],
-                "config": conf,
-                "grid": a.grid,
-                "threads": 1,
-                "out": str(out / "runs" / f"{m}-{profile}"),
-            }
-            res = run_peer(a.peer_python, RUNNER, job, Path(job["out"]))
-            # MMRec's ids are mmbench's contiguous ids (export_mmrec writes them so)
-            ids = np.arange(len(ds.user_ids)), np.arange(len(ds.item_ids))
-            scores = import_scores(Path(job["out"]), *ids)
-            ev_res = evaluate_peer(scores, split, ev)
-            row = {"model": m, "side": "MMRec", "settings": profile} | _metrics(ev_res.means, "")
-            row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
-            rows.append(row | {"fit_s": res["fit_s"], "fit_all_s": res["fit_all_s"], "wall_s": res["wall_s"]})
+        for seed in run_seeds:
+            cfg = compose([*base, f"seed={seed}", f"model={m}"])
+            mb = run_mmbench(cfg)
+            assert mb["fingerprint"] == split.fingerprint, "mmbench ran on another split"
+            epochs = mb["metrics"].get("fit/epochs")
+            r = {"model": m, "side": "mmbench", "settings": "conf/model defaults", "seed": seed}
+            r |= _metrics(mb["metrics"], "test/")
+            r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": None if epochs is None else int(epochs)}
+            rows.append(r | {"fit_s": mb["metrics"]["time/fit_s"], "wall_s": mb["wall_s"]})
             print(table(rows[-1:], COLUMNS), flush=True)
-            own = ev.evaluate(PeerScores(scores), split.test, [split.train])  # MMRec's masking: training items only
-            check = ", ".join(f"{k} {own.means[k]:.4f} / {res['test'][k]:.4f}" for k in ("ndcg@20", "recall@20"))
-            print(f"  protocol check (mmbench's evaluation with MMRec's masking / MMRec's own): {check}", flush=True)
-            print(
-                f"  MMRec {res['version'][:12]} settings: {json.dumps(res['settings'])}; chosen on validation "
-                f"{res['chosen']} of {len(res['runs'])} combinations",
-                flush=True,
-            )
+            for profile in a.profiles:
+                conf = {} if profile == "defaults" else SAME[m](cfg)
+                if a.epochs is not None:
+                    conf["epochs"] = a.epochs
+                if a.seeds is not None:
+                    conf["seed"] = seed
+                job = {
+                    "mmrec": str(Path(a.mmrec).resolve()),
+                    "data_path": str(out / "data"),
+                    "dataset": name,
+                    "model": PEER_CLASS[m],
+                    "config": conf,
+                    "grid": a.grid,
+                    "threads": 1,
+                    "out": str(out / "runs" / (f"{m}-{profile}" + ("" if a.seeds is None else f"-seed{seed}"))),
+                }
+                res = run_peer(a.peer_python, RUNNER, job, Path(job["out"]))
+                # MMRec's ids are mmbench's contiguous ids (export_mmrec writes them so)
+                ids = np.arange(len(ds.user_ids)), np.arange(len(ds.item_ids))
+                scores = import_scores(Path(job["out"]), *ids)
+                ev_res = evaluate_peer(scores, split, ev)
+                row = {"model": m, "side": "MMRec", "settings": profile, "seed": res["settings"].get("seed")}
+                row |= _metrics(ev_res.means, "")
+                row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
+                rows.append(row | {"fit_s": res["fit_s"], "fit_all_s": res["fit_all_s"], "wall_s": res["wall_s"]})
+                print(table(rows[-1:], COLUMNS), flush=True)
+                own = ev.evaluate(PeerScores(scores), split.test, [split.train])  # MMRec's masking: training only
+                check = ", ".join(f"{k} {own.means[k]:.4f} / {res['test'][k]:.4f}" for k in ("ndcg@20", "recall@20"))
+                print(f"  protocol check (mmbench's evaluation, MMRec's masking / MMRec's own): {check}", flush=True)
+                print(
+                    f"  MMRec {res['version'][:12]} settings: {json.dumps(res['settings'])}; chosen on validation "
+                    f"{res['chosen']} of {len(res['runs'])} combinations",
+                    flush=True,
+                )
     print(
         f"\nsplit {split.fingerprint}; every metric by mmbench's evaluator; peer's own NDCG@20 = MMRec's evaluation "
         "(validation items left in its test ranking)"
     )
     print(table(rows, COLUMNS))
+    if a.seeds is not None:
+        print(f"\nmean ± sd over seeds {' '.join(map(str, a.seeds))} (times: medians)")
+        print(table(seed_summary(rows), SUMMARY_COLUMNS))
 
 
+def seed_summary(rows: list[dict]) -> list[dict]:
+    """One row per (model, side, settings): metrics as 'mean ± sd' over its seeds, times and epochs as medians."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["side"], r["settings"]), []).append(r)
+    out = []
+    for (model, side, settings), rs in groups.items():
+        s = {"model": model, "side": side, "settings": settings, "seeds": " ".join(str(r["seed"]) for r in rs)}
+        for k in ("ndcg@20", "recall@20"):
+            v = np.array([r[k] for r in rs], dtype=float)
+            s[k] = f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}"
+        for k in ("epochs", "fit_s", "wall_s"):
+            v = [r[k] for r in rs if r.get(k) is not None]
+            s[k] = float(np.median(v)) if v else None
+        out.append(s)
+    return out
+
+
+SUMMARY_COLUMNS = [
+    ("model", "model"),
+    ("side", "side"),
+    ("settings", "settings"),
+    ("seeds", "seeds"),
+    ("ndcg@20", "NDCG@20"),
+    ("recall@20", "Recall@20"),
+    ("epochs", "epochs (median)"),
+    ("fit_s", "fit s (median)"),
+    ("wall_s", "wall s (median)"),
+]
 COLUMNS = [
     ("model", "model"),
     ("side", "side"),
     ("settings", "settings"),
+    ("seed", "seed"),
     ("ndcg@20", "NDCG@20"),
     ("recall@20", "Recall@20"),
     ("ndcg@10", "NDCG@10"),

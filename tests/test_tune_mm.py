@@ -1,4 +1,5 @@
-"""scripts/tune_mm_ml100k.py: the same studies and commands as the shell script that made results/mm_ml100k/tuned/."""
+"""scripts/tune_mm.py: by default the same studies and commands as the shell script that made results/mm_ml100k/tuned/;
+other experiments and budgets change only those two settings."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from hydra import compose, initialize_config_dir
 
 from mmbench.config import CONF_DIR, validate
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tune_mm_ml100k.py"
-_spec = importlib.util.spec_from_file_location("tune_mm_ml100k", SCRIPT)
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tune_mm.py"
+_spec = importlib.util.spec_from_file_location("tune_mm", SCRIPT)
 tune = importlib.util.module_from_spec(_spec)
-sys.modules["tune_mm_ml100k"] = tune
+sys.modules["tune_mm"] = tune
 _spec.loader.exec_module(tune)
 
 # What scripts/tune_mm_ml100k.sh (commit 57bc93e) ran, expanded by hand from its bash arrays
@@ -39,7 +40,7 @@ SHELL = {
 def test_commands_are_the_shell_scripts(capsys):
     assert list(tune.STUDIES) == ["none", "late", "graph", "attention", "vbpr", "freedom", "freedom_none"]
     for name, line in SHELL.items():
-        assert ["mmbench", *tune.STUDIES[name]] == shlex.split(line)
+        assert tune.command(name) == shlex.split(line)
     assert tune.main(["--print", "none", "graph"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert [shlex.split(p) for p in printed] == [shlex.split(SHELL["none"]), shlex.split(SHELL["graph"])]
@@ -52,7 +53,7 @@ def test_commands_are_the_shell_scripts(capsys):
 def test_every_study_composes_as_a_12_trial_search(name, tmp_path, monkeypatch):
     monkeypatch.setenv("MMBENCH_WORK_DIR", str(tmp_path))
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=list(tune.STUDIES[name]), return_hydra_config=True)
+        cfg = compose("config", overrides=tune.command(name)[1:], return_hydra_config=True)
     validate(cfg)
     assert cfg.hydra.sweeper.n_trials == 12 and len(cfg.hydra.sweeper.enqueue_trials) == 1
     own = {"vbpr": "vbpr", "freedom": "freedom", "freedom_none": "freedom-none"}
@@ -66,3 +67,24 @@ def test_every_study_composes_as_a_12_trial_search(name, tmp_path, monkeypatch):
     assert cfg.tags.modalities == ("none" if name.endswith("none") else "text+image")
     assert (len(cfg.model.modalities) == 0) == name.endswith("none")
     assert cfg.tags.fusion == (name if name in ("late", "graph", "attention") else "-")
+
+
+def test_another_experiment_and_budget_change_only_those_settings(tmp_path, monkeypatch, capsys):
+    cmd = tune.command("vbpr", "mm_ml1m", 7)
+    default = tune.command("vbpr")
+    changed = [(a, b) for a, b in zip(default, cmd, strict=True) if a != b]
+    assert changed == [
+        ("experiment=mm_ml100k", "experiment=mm_ml1m"),
+        ("hydra.sweeper.n_trials=12", "hydra.sweeper.n_trials=7"),
+    ]
+    monkeypatch.setenv("MMBENCH_WORK_DIR", str(tmp_path))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=cmd[1:], return_hydra_config=True)
+    validate(cfg)
+    assert cfg.hydra.sweeper.n_trials == 7 and cfg.dataset._target_ == "mmbench.data.ml1m_mm.MovieLens1MMM"
+    assert cfg.experiment_name == "mm_ml1m_lite0"
+    assert tune.main(["--print", "--experiment", "mm_ml1m", "--trials", "7", "vbpr"]) == 0
+    assert shlex.split(capsys.readouterr().out.strip()) == cmd
+    for bad in (["--trials", "0"], ["--experiment", "ml1m"]):
+        with pytest.raises(SystemExit):
+            tune.main(["--print", *bad])

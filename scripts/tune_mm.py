@@ -1,16 +1,19 @@
-"""Validation searches on the warm ML-100K-MM protocol (results/mm_ml100k/tuned/): fusion_rec without content and
-with late, graph and attention fusion of text+image, VBPR, and FREEDOM with and without its modalities.
+"""Equal validation budgets on a warm multimodal protocol (results/mm_ml100k/tuned/, results/mm_ml1m/tuned/):
+fusion_rec without content and with late, graph and attention fusion of text+image, VBPR, and FREEDOM with and
+without its modalities, each searched with the same number of trials.
 
-    MMBENCH_DATA_DIR=../shared/data MMBENCH_WORK_DIR=/tmp/mmtune2 python scripts/tune_mm_ml100k.py [STUDY ...]
-    python scripts/tune_mm_ml100k.py --print        # the mmbench commands, without running them
+    MMBENCH_DATA_DIR=../shared/data MMBENCH_WORK_DIR=/tmp/mmtune2 python scripts/tune_mm.py [STUDY ...]
+    python scripts/tune_mm.py --experiment mm_ml1m --trials 12 none vbpr   # ML-1M-MM
+    python scripts/tune_mm.py --print        # the mmbench commands, without running them
 
-Each study is one ``mmbench`` Optuna multirun (``hparams_search=<model>_optuna``, conf/hparams_search/), 12 trials:
-trial 0 is the model's config defaults (enqueued), then TPE; pruned from the validation loop; the best
-configuration is retrained with seeds 0 1 2 and tested once (trials never read test). Studies run one after
-another, in the order given (default: all). The commands are exactly those of the former
-``scripts/tune_mm_ml100k.sh`` that made results/mm_ml100k/tuned/. The table afterwards::
+Each study is one ``mmbench`` Optuna multirun (``hparams_search=<model>_optuna``, conf/hparams_search/), ``--trials``
+trials (default 12): trial 0 is the model's config defaults (enqueued), then TPE; pruned from the validation loop;
+the best configuration is retrained with seeds 0 1 2 and tested once (trials never read test). Studies run one after
+another, in the order given (default: all). With the defaults (``--experiment mm_ml100k --trials 12``) the commands
+are exactly those of the former ``scripts/tune_mm_ml100k.sh`` that made results/mm_ml100k/tuned/. The table
+afterwards::
 
-    mmbench-table tuned --experiment mm_ml100k --tracking-uri sqlite:///$MMBENCH_WORK_DIR/mlflow.db \\
+    mmbench-table tuned --experiment mm_ml100k_lite0 --tracking-uri sqlite:///$MMBENCH_WORK_DIR/mlflow.db \\
       --filter "tags.optuna_final = 'true'" --rows model fusion modalities \\
       --metrics test/recall@20 test/ndcg@20 test/sparse/ndcg@20 --baseline "fusion_rec / - / none" \\
       --costs time/fit_s model/n_params seeds --results-dir results/mm_ml100k --markdown tables.md --no-plots
@@ -24,24 +27,26 @@ import shutil
 import subprocess
 import sys
 
-COMMON = (
-    "experiment=mm_ml100k",
-    "hydra.sweeper.n_trials=12",
-    "trainer.enable_progress_bar=false",
-    "+tags.protocol=warm",
-)
+EXPERIMENTS = ("mm_ml100k", "mm_ml1m")
 FUSION_REC = (
     "hparams_search=fusion_rec_optuna",
     "+tags.model=fusion_rec",
     "hydra.sweeper.enqueue_trials=[{model.embedding_dim:64,model.reg:1e-05,model.optimizer.lr:0.005}]",
 )
 TEXT_IMAGE = ("model.modalities=[text,image]", "+tags.modalities='text+image'")
+FREEDOM = (
+    "hparams_search=freedom_optuna",
+    "+tags.model=freedom",
+    "+tags.fusion='-'",
+)
+FREEDOM_DEFAULTS = (
+    "hydra.sweeper.enqueue_trials=[{model.k:10,model.dropout:0.8,model.reg_weight:1e-04,model.optimizer.lr:0.001}]"
+)
 
 
 def fusion_rec(fusion: str) -> tuple[str, ...]:
     """fusion_rec with ``fusion`` of text+image."""
     return (
-        *COMMON,
         *FUSION_REC,
         f"fusion@model.fusion={fusion}",
         *TEXT_IMAGE,
@@ -50,10 +55,9 @@ def fusion_rec(fusion: str) -> tuple[str, ...]:
     )
 
 
-# study -> the mmbench overrides of its multirun
+# study -> its overrides, after the common ones of :func:`command`
 STUDIES: dict[str, tuple[str, ...]] = {
     "none": (
-        *COMMON,
         *FUSION_REC,
         "model.modalities=[]",
         "+tags.fusion='-'",
@@ -64,7 +68,6 @@ STUDIES: dict[str, tuple[str, ...]] = {
     "graph": fusion_rec("graph"),
     "attention": fusion_rec("attention"),
     "vbpr": (
-        *COMMON,
         "hparams_search=vbpr_optuna",
         "+tags.model=vbpr",
         "+tags.fusion='-'",
@@ -72,43 +75,42 @@ STUDIES: dict[str, tuple[str, ...]] = {
         "hydra.sweeper.enqueue_trials=[{model.embedding_dim:32,model.content_dim:32,model.reg:1e-04,model.optimizer.lr:0.005}]",
         "hydra.sweeper.study_name=vbpr",
     ),
-    "freedom": (
-        *COMMON,
-        "hparams_search=freedom_optuna",
-        "+tags.model=freedom",
-        "+tags.fusion='-'",
-        *TEXT_IMAGE,
-        "hydra.sweeper.enqueue_trials=[{model.k:10,model.dropout:0.8,model.reg_weight:1e-04,model.optimizer.lr:0.001}]",
-        "hydra.sweeper.study_name=freedom",
-    ),
+    "freedom": (*FREEDOM, *TEXT_IMAGE, FREEDOM_DEFAULTS, "hydra.sweeper.study_name=freedom"),
     # FREEDOM's own no-content counterpart (its user-item graph part alone), searched with the same budget
     "freedom_none": (
-        *COMMON,
-        "hparams_search=freedom_optuna",
-        "+tags.model=freedom",
-        "+tags.fusion='-'",
+        *FREEDOM,
         "model.modalities=[]",
         "+tags.modalities=none",
-        "hydra.sweeper.enqueue_trials=[{model.k:10,model.dropout:0.8,model.reg_weight:1e-04,model.optimizer.lr:0.001}]",
+        FREEDOM_DEFAULTS,
         "hydra.sweeper.study_name=freedom-none",
     ),
 }
 
 
+def command(study: str, experiment: str = "mm_ml100k", trials: int = 12) -> list[str]:
+    """The ``mmbench`` command line of ``study`` on ``experiment``'s warm protocol with ``trials`` trials."""
+    common = [f"experiment={experiment}", f"hydra.sweeper.n_trials={trials}", "trainer.enable_progress_bar=false"]
+    return ["mmbench", *common, "+tags.protocol=warm", *STUDIES[study]]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("studies", nargs="*", metavar="STUDY", help=f"default: all of {' '.join(STUDIES)}")
+    ap.add_argument("--experiment", default="mm_ml100k", choices=EXPERIMENTS, help="conf/experiment (its split, data)")
+    ap.add_argument("--trials", type=int, default=12, help="trials per study (the same for every study)")
     ap.add_argument("--print", action="store_true", help="print the commands instead of running them")
     a = ap.parse_args(argv)
     unknown = [s for s in a.studies if s not in STUDIES]
     if unknown:
         ap.error(f"unknown study {', '.join(unknown)}: choose from {' '.join(STUDIES)}")
+    if a.trials < 1:
+        ap.error(f"--trials {a.trials}: need at least 1 (trial 0 is the model's defaults)")
     mmbench = shutil.which("mmbench")
     if mmbench is None and not a.print:
-        print("tune_mm_ml100k: no mmbench on PATH (pip install -e . in this environment)", file=sys.stderr)
+        print("tune_mm: no mmbench on PATH (pip install -e . in this environment)", file=sys.stderr)
         return 2
     for name in a.studies or list(STUDIES):
-        cmd = ["mmbench", *STUDIES[name]]
+        cmd = command(name, a.experiment, a.trials)
         print(shlex.join(cmd), flush=True)
         if not a.print:
             subprocess.run([mmbench, *cmd[1:]], check=True)
