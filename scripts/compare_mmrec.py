@@ -285,6 +285,7 @@ def seed_summary(rows: list[dict]) -> list[dict]:
         for k in ("epochs", "fit_s", "wall_s"):
             v = [r[k] for r in rs if r.get(k) is not None]
             s[k] = float(np.median(v)) if v else None
+        s["epochs"] = None if s["epochs"] is None else f"{s['epochs']:g}"  # a count, not a 4-decimal metric
         out.append(s)
     return out
 
