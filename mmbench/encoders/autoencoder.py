@@ -118,7 +118,7 @@ class AutoencoderEncoder(Encoder):
     def fit_network(self, encoder: nn.Module, decoder: nn.Module, x: torch.Tensor) -> list[float]:
         """Fit the two halves to reconstruct ``x`` from its masked copies; the mean loss of each epoch."""
         params = [*encoder.parameters(), *decoder.parameters()]
-        opt = torch.optim.Adam(params, lr=self.lr)
+        opt = torch.optim.Adam(params, lr=self.lr, foreach=True)  # multi-tensor: same updates, faster on CPU
         losses = []
         for _ in range(self.epochs):
             order, total = torch.randperm(len(x)), 0.0

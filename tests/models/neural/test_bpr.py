@@ -58,3 +58,11 @@ def test_sparse_learns_with_lazy_adam_and_the_same_loss():
 def test_sparse_refuses_an_optimizer_without_a_sparse_form(optimizer, named):
     with pytest.raises(ValueError, match=rf"model.sparse=true trains with torch.optim.SparseAdam.*{named}"):
         BPR(optimizer=optimizer, sparse=True)
+
+
+def test_sparse_takes_the_lr_of_a_multi_tensor_adam():
+    """``foreach`` (conf/model's Adam) chooses an implementation, not an update: SparseAdam gets lr, betas, eps."""
+    model = BPR(embedding_dim=4, optimizer=partial(torch.optim.Adam, lr=0.05, foreach=True), sparse=True)
+    model.build(make_interactions([(0, 0), (1, 1)], 2, 3))
+    opt = model.configure_optimizer()
+    assert isinstance(opt, torch.optim.SparseAdam) and opt.defaults["lr"] == 0.05
