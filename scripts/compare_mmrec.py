@@ -45,14 +45,17 @@ sys.path.insert(0, str(ROOT))
 from mmbench.config import compose  # noqa: E402
 from mmbench.encoders.features import build_features  # noqa: E402
 from scripts.peers.common import (  # noqa: E402
+    SUMMARY_COLUMNS,
     PeerScores,
     check_peer_models,
     evaluate_peer,
     export_mmrec,
     import_scores,
+    metrics,
     mmbench_split,
     run_mmbench,
     run_peer,
+    seed_summary,
     table,
 )
 
@@ -223,7 +226,7 @@ def main() -> None:
             assert mb["fingerprint"] == split.fingerprint, "mmbench ran on another split"
             epochs = mb["metrics"].get("fit/epochs")
             r = {"model": m, "side": "mmbench", "settings": "conf/model defaults", "seed": seed}
-            r |= _metrics(mb["metrics"], "test/")
+            r |= metrics(mb["metrics"], "test/")
             r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": None if epochs is None else int(epochs)}
             rows.append(r | {"fit_s": mb["metrics"]["time/fit_s"], "wall_s": mb["wall_s"]})
             print(table(rows[-1:], COLUMNS), flush=True)
@@ -249,7 +252,7 @@ def main() -> None:
                 scores = import_scores(Path(job["out"]), *ids)
                 ev_res = evaluate_peer(scores, split, ev)
                 row = {"model": m, "side": "MMRec", "settings": profile, "seed": res["settings"].get("seed")}
-                row |= _metrics(ev_res.means, "")
+                row |= metrics(ev_res.means, "")
                 row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
                 rows.append(row | {"fit_s": res["fit_s"], "fit_all_s": res["fit_all_s"], "wall_s": res["wall_s"]})
                 print(table(rows[-1:], COLUMNS), flush=True)
@@ -271,36 +274,6 @@ def main() -> None:
         print(table(seed_summary(rows), SUMMARY_COLUMNS))
 
 
-def seed_summary(rows: list[dict]) -> list[dict]:
-    """One row per (model, side, settings): metrics as 'mean ± sd' over its seeds, times and epochs as medians."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["side"], r["settings"]), []).append(r)
-    out = []
-    for (model, side, settings), rs in groups.items():
-        s = {"model": model, "side": side, "settings": settings, "seeds": " ".join(str(r["seed"]) for r in rs)}
-        for k in ("ndcg@20", "recall@20"):
-            v = np.array([r[k] for r in rs], dtype=float)
-            s[k] = f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}"
-        for k in ("epochs", "fit_s", "wall_s"):
-            v = [r[k] for r in rs if r.get(k) is not None]
-            s[k] = float(np.median(v)) if v else None
-        s["epochs"] = None if s["epochs"] is None else f"{s['epochs']:g}"  # a count, not a 4-decimal metric
-        out.append(s)
-    return out
-
-
-SUMMARY_COLUMNS = [
-    ("model", "model"),
-    ("side", "side"),
-    ("settings", "settings"),
-    ("seeds", "seeds"),
-    ("ndcg@20", "NDCG@20"),
-    ("recall@20", "Recall@20"),
-    ("epochs", "epochs (median)"),
-    ("fit_s", "fit s (median)"),
-    ("wall_s", "wall s (median)"),
-]
 COLUMNS = [
     ("model", "model"),
     ("side", "side"),
@@ -317,10 +290,6 @@ COLUMNS = [
     ("fit_all_s", "fit s, whole grid"),
     ("wall_s", "wall s"),
 ]
-
-
-def _metrics(values: dict, prefix: str) -> dict:
-    return {k: float(values[f"{prefix}{k}"]) for k in ("ndcg@20", "recall@20", "ndcg@10", "recall@10")}
 
 
 if __name__ == "__main__":

@@ -35,13 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from mmbench.config import compose  # noqa: E402
 from scripts.peers.common import (  # noqa: E402
+    SUMMARY_COLUMNS,
     check_peer_models,
     evaluate_peer,
     export_recbole,
     import_scores,
+    metrics,
     mmbench_split,
     run_mmbench,
     run_peer,
+    seed_summary,
     table,
 )
 
@@ -151,17 +154,20 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--profiles", nargs="+", default=["defaults", "mmbench"], choices=["defaults", "mmbench"])
     ap.add_argument("--out", default="splits/peers_recbole", help="exported split and peer outputs (not committed)")
-    ap.add_argument("--seed", type=int, default=0)
+    seeds = ap.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="both sides' seed")
+    seeds.add_argument("--seeds", type=int, nargs="+", help="run both sides with each seed; add mean ± sd over them")
     ap.add_argument("--epochs", type=int, default=None, help="cap both sides' epochs (a plumbing check, not a result)")
     ap.add_argument("--override", nargs="*", default=[], help="extra mmbench overrides, e.g. dataset=ml100k_mm")
     a = ap.parse_args()
     check_models(a.models, a.profiles)
     out = Path(a.out).resolve()
-    base = [f"experiment={a.experiment}", "logger=none", f"seed={a.seed}", "threads=1", "eval.progress=false"]
+    base = [f"experiment={a.experiment}", "logger=none", "threads=1", "eval.progress=false"]
     base += ["trainer.enable_progress_bar=false", *a.override]
     if a.epochs is not None:
         base.append(f"trainer.max_epochs={a.epochs}")
-    cfg0 = compose([*base, f"model={a.models[0]}"])
+    run_seeds = a.seeds or [a.seed]
+    cfg0 = compose([*base, f"seed={run_seeds[0]}", f"model={a.models[0]}"])
     ds, split = mmbench_split(cfg0)
     name = ds.name
     export_recbole(ds, split, out / "data", name)
@@ -174,49 +180,56 @@ def main() -> None:
 
     rows = []
     for m in a.models:
-        cfg = compose([*base, f"model={m}"])
-        mb = run_mmbench(cfg)
-        assert mb["fingerprint"] == split.fingerprint, "mmbench ran on another split"
-        r = {"model": m, "side": "mmbench", "settings": "conf/model defaults"} | _metrics(mb["metrics"], "test/")
-        epochs = mb["metrics"].get("fit/epochs")
-        r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": None if epochs is None else int(epochs)}
-        rows.append(r | {"fit_s": mb["metrics"]["time/fit_s"], "wall_s": mb["wall_s"]})
-        print(table(rows[-1:], COLUMNS), flush=True)
-        for profile in a.profiles:
-            conf = {} if profile == "defaults" else SAME[m](cfg)
-            if a.epochs is not None:
-                conf["epochs"] = a.epochs
-            job = {
-                "data_path": str(out / "data"),
-                "dataset": name,
-                "model": PEER_CLASS[m],
-                "config": conf,
-                "seed": a.seed,
-                "threads": 1,
-                "out": str(out / "runs" / f"{m}-{profile}"),
-            }
-            res = run_peer(a.peer_python, RUNNER, job, Path(job["out"]))
-            scores = import_scores(Path(job["out"]), ds.user_ids, ds.item_ids)
-            ev_res = evaluate_peer(scores, split, ev)
-            row = {"model": m, "side": f"RecBole {res['version']}", "settings": profile} | _metrics(ev_res.means, "")
-            row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
-            rows.append(row | {"fit_s": res["fit_s"], "wall_s": res["wall_s"]})
-            print(table(rows[-1:], COLUMNS), f"\n  RecBole settings: {json.dumps(res['settings'])}", flush=True)
-            print(
-                "  protocol check (mmbench's evaluation of RecBole's scores / RecBole's own): "
-                + ", ".join(
-                    f"{k} {ev_res.means[k]:.6f} / {res['test'][k]:.6f}" for k in ("ndcg@20", "recall@20", "ndcg@10")
-                ),
-                flush=True,
-            )
+        for seed in run_seeds:
+            cfg = compose([*base, f"seed={seed}", f"model={m}"])
+            mb = run_mmbench(cfg)
+            assert mb["fingerprint"] == split.fingerprint, "mmbench ran on another split"
+            r = {"model": m, "side": "mmbench", "settings": "conf/model defaults", "seed": seed}
+            r |= metrics(mb["metrics"], "test/")
+            epochs = mb["metrics"].get("fit/epochs")
+            r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": None if epochs is None else int(epochs)}
+            rows.append(r | {"fit_s": mb["metrics"]["time/fit_s"], "wall_s": mb["wall_s"]})
+            print(table(rows[-1:], COLUMNS), flush=True)
+            for profile in a.profiles:
+                conf = {} if profile == "defaults" else SAME[m](cfg)
+                if a.epochs is not None:
+                    conf["epochs"] = a.epochs
+                job = {
+                    "data_path": str(out / "data"),
+                    "dataset": name,
+                    "model": PEER_CLASS[m],
+                    "config": conf,
+                    "seed": seed,
+                    "threads": 1,
+                    "out": str(out / "runs" / (f"{m}-{profile}" + ("" if a.seeds is None else f"-seed{seed}"))),
+                }
+                res = run_peer(a.peer_python, RUNNER, job, Path(job["out"]))
+                scores = import_scores(Path(job["out"]), ds.user_ids, ds.item_ids)
+                ev_res = evaluate_peer(scores, split, ev)
+                row = {"model": m, "side": f"RecBole {res['version']}", "settings": profile, "seed": seed}
+                row |= metrics(ev_res.means, "")
+                row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
+                rows.append(row | {"fit_s": res["fit_s"], "wall_s": res["wall_s"]})
+                print(table(rows[-1:], COLUMNS), f"\n  RecBole settings: {json.dumps(res['settings'])}", flush=True)
+                print(
+                    "  protocol check (mmbench's evaluation of RecBole's scores / RecBole's own): "
+                    + ", ".join(
+                        f"{k} {ev_res.means[k]:.6f} / {res['test'][k]:.6f}" for k in ("ndcg@20", "recall@20", "ndcg@10")
+                    ),
+                    flush=True,
+                )
     print(f"\nsplit {split.fingerprint}; every metric by mmbench's evaluator; peer_ndcg@20 = RecBole's own evaluation")
     print(table(rows, COLUMNS))
+    if a.seeds is not None:
+        print(f"\nmean ± sd over seeds {' '.join(map(str, a.seeds))} (times: medians)")
+        print(table(seed_summary(rows), SUMMARY_COLUMNS))
 
 
 COLUMNS = [
     ("model", "model"),
     ("side", "side"),
     ("settings", "settings"),
+    ("seed", "seed"),
     ("ndcg@20", "NDCG@20"),
     ("recall@20", "Recall@20"),
     ("ndcg@10", "NDCG@10"),
@@ -227,10 +240,6 @@ COLUMNS = [
     ("fit_s", "fit s"),
     ("wall_s", "wall s"),
 ]
-
-
-def _metrics(values: dict, prefix: str) -> dict:
-    return {k: float(values[f"{prefix}{k}"]) for k in ("ndcg@20", "recall@20", "ndcg@10", "recall@10")}
 
 
 if __name__ == "__main__":

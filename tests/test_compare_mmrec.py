@@ -90,20 +90,3 @@ def test_models_it_cannot_run_fail_before_any_work(script, tmp_path, monkeypatch
     script.check_models(["bm3"], ["defaults"])  # MMRec's defaults need no translation
     with pytest.raises(SystemExit, match="no translation of mmbench's hyperparameters to MMRec's yet"):
         script.check_models(["bm3"], ["defaults", "mmbench"])
-
-
-def test_seed_summary_gives_mean_and_sample_sd_per_model_side_and_settings(script):
-    rows = [
-        {"model": "bpr", "side": "mmbench", "settings": "d", "seed": s, "ndcg@20": v, "recall@20": v + 0.1}
-        | {"epochs": e, "fit_s": f, "wall_s": f + 1.0}
-        for s, v, e, f in ((0, 0.30, 90, 10.0), (1, 0.32, 100, 12.0), (2, 0.31, 80, 30.0))
-    ] + [{"model": "bpr", "side": "MMRec", "settings": "mmbench", "seed": 0, "ndcg@20": 0.3, "recall@20": 0.4}]
-    mmb, peer = script.seed_summary(rows)
-    # mean 0.31, sample sd sqrt(((-0.01)^2 + 0.01^2 + 0) / 2) = 0.01
-    assert mmb == {
-        "model": "bpr", "side": "mmbench", "settings": "d", "seeds": "0 1 2",
-        "ndcg@20": "0.3100 ± 0.0100", "recall@20": "0.4100 ± 0.0100",
-        "epochs": "90", "fit_s": 12.0, "wall_s": 13.0,
-    }  # fmt: skip
-    assert peer["seeds"] == "0" and peer["ndcg@20"] == "0.3000 ± 0.0000"
-    assert peer["fit_s"] is None and peer["epochs"] is None

@@ -13,7 +13,7 @@ from mmbench.data.synthetic import Synthetic
 from mmbench.encoders.base import ModalityFeatures
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.splits.base import Split
-from scripts.peers.common import evaluate_peer, export_mmrec, export_recbole, import_scores
+from scripts.peers.common import evaluate_peer, export_mmrec, export_recbole, import_scores, seed_summary
 
 
 def make_split(inter: Interactions, labels: np.ndarray, tmp: Path) -> Split:
@@ -133,3 +133,20 @@ def test_import_scores_rejects_unknown_ids_nan_and_bad_shapes(tmp_path):
     f = fake_peer(tmp_path / "c", ok["users"], ["a"], np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"shape \(2, 2\), but users.txt/items.txt list 2 x 1"):
         import_scores(f, np.array([1, 2]), np.array(["a", "b"]))
+
+
+def test_seed_summary_gives_mean_and_sample_sd_per_model_side_and_settings():
+    rows = [
+        {"model": "bpr", "side": "mmbench", "settings": "d", "seed": s, "ndcg@20": v, "recall@20": v + 0.1}
+        | {"epochs": e, "fit_s": f, "wall_s": f + 1.0}
+        for s, v, e, f in ((0, 0.30, 90, 10.0), (1, 0.32, 100, 12.0), (2, 0.31, 80, 30.0))
+    ] + [{"model": "bpr", "side": "MMRec", "settings": "mmbench", "seed": 0, "ndcg@20": 0.3, "recall@20": 0.4}]
+    mmb, peer = seed_summary(rows)
+    # mean 0.31, sample sd sqrt(((-0.01)^2 + 0.01^2 + 0) / 2) = 0.01
+    assert mmb == {
+        "model": "bpr", "side": "mmbench", "settings": "d", "seeds": "0 1 2",
+        "ndcg@20": "0.3100 ± 0.0100", "recall@20": "0.4100 ± 0.0100",
+        "epochs": "90", "fit_s": 12.0, "wall_s": 13.0,
+    }  # fmt: skip
+    assert peer["seeds"] == "0" and peer["ndcg@20"] == "0.3000 ± 0.0000"
+    assert peer["fit_s"] is None and peer["epochs"] is None

@@ -219,3 +219,41 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(k, r.get(k)) for k, _ in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def metrics(values: dict, prefix: str) -> dict:
+    """The four ranking metrics the comparison tables show, read from ``values`` under ``prefix``."""
+    return {k: float(values[f"{prefix}{k}"]) for k in ("ndcg@20", "recall@20", "ndcg@10", "recall@10")}
+
+
+def seed_summary(rows: list[dict]) -> list[dict]:
+    """One row per (model, side, settings): metrics as 'mean ± sd' over its seeds, times and epochs as medians."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["side"], r["settings"]), []).append(r)
+    out = []
+    for (model, side, settings), rs in groups.items():
+        s = {"model": model, "side": side, "settings": settings, "seeds": " ".join(str(r["seed"]) for r in rs)}
+        for k in ("ndcg@20", "recall@20"):
+            v = np.array([r[k] for r in rs], dtype=float)
+            s[k] = f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}"
+        for k in ("epochs", "fit_s", "wall_s"):
+            v = [r[k] for r in rs if r.get(k) is not None]
+            s[k] = float(np.median(v)) if v else None
+        s["epochs"] = None if s["epochs"] is None else f"{s['epochs']:g}"  # a count, not a 4-decimal metric
+        out.append(s)
+    return out
+
+
+# the columns of :func:`seed_summary`'s rows
+SUMMARY_COLUMNS = [
+    ("model", "model"),
+    ("side", "side"),
+    ("settings", "settings"),
+    ("seeds", "seeds"),
+    ("ndcg@20", "NDCG@20"),
+    ("recall@20", "Recall@20"),
+    ("epochs", "epochs (median)"),
+    ("fit_s", "fit s (median)"),
+    ("wall_s", "wall s (median)"),
+]
