@@ -52,6 +52,7 @@ from scripts.peers.common import (  # noqa: E402
     export_mmrec,
     import_scores,
     metrics,
+    mmbench_row,
     mmbench_split,
     run_mmbench,
     run_peer,
@@ -222,13 +223,7 @@ def main() -> None:
     for m in a.models:
         for seed in run_seeds:
             cfg = compose([*base, f"seed={seed}", f"model={m}"])
-            mb = run_mmbench(cfg)
-            assert mb["fingerprint"] == split.fingerprint, "mmbench ran on another split"
-            epochs = mb["metrics"].get("fit/epochs")
-            r = {"model": m, "side": "mmbench", "settings": "conf/model defaults", "seed": seed}
-            r |= metrics(mb["metrics"], "test/")
-            r |= {"n_users": int(mb["metrics"]["test/n_users"]), "epochs": None if epochs is None else int(epochs)}
-            rows.append(r | {"fit_s": mb["metrics"]["time/fit_s"], "wall_s": mb["wall_s"]})
+            rows.append(mmbench_row(run_mmbench(cfg), m, seed, split))
             print(table(rows[-1:], COLUMNS), flush=True)
             for profile in a.profiles:
                 conf = {} if profile == "defaults" else SAME[m](cfg)

@@ -13,7 +13,14 @@ from mmbench.data.synthetic import Synthetic
 from mmbench.encoders.base import ModalityFeatures
 from mmbench.evaluation.evaluator import Evaluator
 from mmbench.splits.base import Split
-from scripts.peers.common import evaluate_peer, export_mmrec, export_recbole, import_scores, seed_summary
+from scripts.peers.common import (
+    evaluate_peer,
+    export_mmrec,
+    export_recbole,
+    import_scores,
+    mmbench_row,
+    seed_summary,
+)
 
 
 def make_split(inter: Interactions, labels: np.ndarray, tmp: Path) -> Split:
@@ -150,3 +157,17 @@ def test_seed_summary_gives_mean_and_sample_sd_per_model_side_and_settings():
     }  # fmt: skip
     assert peer["seeds"] == "0" and peer["ndcg@20"] == "0.3000 ± 0.0000"
     assert peer["fit_s"] is None and peer["epochs"] is None
+
+
+def test_mmbench_row_reads_the_run_and_refuses_another_split(tmp_path):
+    split = Split(*(part([0], [0]) for _ in range(3)), "abc", tmp_path)
+    m = {"test/ndcg@20": 0.3, "test/recall@20": 0.4, "test/ndcg@10": 0.2, "test/recall@10": 0.1}
+    m |= {"test/n_users": 943.0, "fit/epochs": 85.0, "time/fit_s": 15.5}
+    run = {"metrics": m, "fingerprint": "abc", "wall_s": 16.0}
+    assert mmbench_row(run, "bpr", 2, split) == {
+        "model": "bpr", "side": "mmbench", "settings": "conf/model defaults", "seed": 2,
+        "ndcg@20": 0.3, "recall@20": 0.4, "ndcg@10": 0.2, "recall@10": 0.1,
+        "n_users": 943, "epochs": 85, "fit_s": 15.5, "wall_s": 16.0,
+    }  # fmt: skip
+    with pytest.raises(AssertionError, match="another split"):
+        mmbench_row(run | {"fingerprint": "xyz"}, "bpr", 2, split)

@@ -226,6 +226,15 @@ def metrics(values: dict, prefix: str) -> dict:
     return {k: float(values[f"{prefix}{k}"]) for k in ("ndcg@20", "recall@20", "ndcg@10", "recall@10")}
 
 
+def mmbench_row(run: dict, model: str, seed: int, split: Split) -> dict:
+    """The table row of one mmbench run (:func:`run_mmbench`'s result), which must have used ``split``."""
+    assert run["fingerprint"] == split.fingerprint, "mmbench ran on another split"
+    m, epochs = run["metrics"], run["metrics"].get("fit/epochs")
+    row = {"model": model, "side": "mmbench", "settings": "conf/model defaults", "seed": seed} | metrics(m, "test/")
+    row |= {"n_users": int(m["test/n_users"]), "epochs": None if epochs is None else int(epochs)}
+    return row | {"fit_s": m["time/fit_s"], "wall_s": run["wall_s"]}
+
+
 def seed_summary(rows: list[dict]) -> list[dict]:
     """One row per (model, side, settings): metrics as 'mean ± sd' over its seeds, times and epochs as medians."""
     groups: dict[tuple, list[dict]] = {}
