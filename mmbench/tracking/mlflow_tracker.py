@@ -54,7 +54,10 @@ class MLflowTracker:
         register_as: str | None = None,
         system_metrics: bool = False,
         system_metrics_interval_s: float = 10.0,
+        epoch_metrics_flush_s: float = 10.0,
     ) -> None:
+        if epoch_metrics_flush_s < 0:
+            raise ValueError(f"logger.epoch_metrics_flush_s={epoch_metrics_flush_s} must be >= 0")
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_dir = artifact_dir
@@ -67,6 +70,7 @@ class MLflowTracker:
         self.register_as = register_as
         self.system_metrics = system_metrics
         self.system_metrics_interval_s = system_metrics_interval_s
+        self.epoch_metrics_flush_s = epoch_metrics_flush_s
         self._monitor: Any = None
         self._artifact_uri: str | None = None
         self._params: list[Param] = []  # logged with the next metrics, artifacts or end: one log_batch call
@@ -213,10 +217,11 @@ class MLflowTracker:
         return f"mlflow ui --backend-store-uri {self.tracking_uri}, then http://127.0.0.1:5000/{page}"
 
     def lightning_logger(self):
-        """A Lightning logger writing per-epoch metrics into this same run."""
-        from pytorch_lightning.loggers import MLFlowLogger
+        """A Lightning logger writing per-epoch metrics into this same run, sent every ``epoch_metrics_flush_s``
+        seconds and at the end of training (:class:`~mmbench.tracking.lightning_mlflow.BufferedMLFlowLogger`)."""
+        from mmbench.tracking.lightning_mlflow import BufferedMLFlowLogger
 
-        return MLFlowLogger(tracking_uri=self.tracking_uri, run_id=self.run_id)
+        return BufferedMLFlowLogger(self.tracking_uri, self.run_id, self.epoch_metrics_flush_s)
 
     def _start_system_metrics(self) -> None:
         """``logger.system_metrics``: MLflow's monitor samples CPU, memory, disk, network (and GPU when

@@ -61,13 +61,14 @@ def mmbench_split(cfg: DictConfig) -> tuple[Dataset, Split]:
 
 
 def run_mmbench(cfg: DictConfig) -> dict:
-    """One ordinary mmbench run of ``cfg`` (fit, validation, test once): its metrics, split fingerprint and the
-    wall time of the whole run (data, fit, evaluation)."""
+    """One ordinary mmbench run of ``cfg`` (fit, validation, test once): its metrics, split fingerprint, run id and
+    the wall time of the whole run (data, fit, evaluation)."""
     from mmbench.pipeline import run
 
     t = time.perf_counter()
     res = run(cfg)
-    return {"metrics": res.metrics, "fingerprint": res.split.fingerprint, "wall_s": time.perf_counter() - t}
+    wall_s = time.perf_counter() - t
+    return {"metrics": res.metrics, "fingerprint": res.split.fingerprint, "run_id": res.run_id, "wall_s": wall_s}
 
 
 def export_recbole(ds: Dataset, split: Split, out: Path, name: str) -> dict[str, Path]:

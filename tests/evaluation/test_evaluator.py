@@ -267,3 +267,12 @@ def test_nan_scores_fail_naming_the_model_user_and_item():
     target = make_interactions([(0, 1), (1, 3)], len(scores), len(scores[0]))
     with pytest.raises(FloatingPointError, match=r"Fixed.score gave 1 NaN scores .* user 1, item 2"):
         Evaluator(ks=[2], progress=False).evaluate(Fixed(scores), target)
+
+
+def test_infinite_scores_of_both_signs_are_ranked_not_taken_for_nan():
+    # +inf and -inf sum to NaN: the cheap gate fires, the cell-by-cell test finds no NaN, and ranking goes on
+    scores = [list(map(float, row)) for row in SCORES]
+    scores[0][0], scores[0][1] = float("inf"), float("-inf")
+    target = make_interactions([(0, 0), (1, 3)], len(scores), len(scores[0]))
+    result = Evaluator(ks=[1], metrics=["hit"], progress=False).evaluate(Fixed(scores), target, keep_topk=True)
+    assert result.topk_items[0, 0] == 0 and result.per_user["hit@1"][0] == 1.0

@@ -242,3 +242,8 @@ def test_dataset_inputs_survive_a_parallel_run_creating_the_same_dataset(tmp_pat
     assert len(calls) == 2
     run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(tracker.run_id)
     assert [d.dataset.digest for d in run.inputs.dataset_inputs] == ["abc-train"]
+
+
+def test_a_negative_epoch_metrics_flush_s_fails_naming_the_key(tmp_path):
+    with pytest.raises(ValueError, match=r"logger.epoch_metrics_flush_s=-1 must be >= 0"):
+        MLflowTracker(f"sqlite:///{tmp_path}/m.db", epoch_metrics_flush_s=-1)
