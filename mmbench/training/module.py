@@ -68,6 +68,7 @@ class RecModule(pl.LightningModule):
         self.automatic_optimization = False  # steps are taken in training_step, a group of batches per call
         self._loss_sum: torch.Tensor | None = None
         self._loss_rows = 0
+        self.batches_stepped = 0  # training batches, one step of every optimizer each (Lightning counts per optimizer)
 
     def setup(self, stage: str) -> None:
         for stream in self.shards:  # the process group exists now: each rank takes its part of every batch
@@ -94,6 +95,7 @@ class RecModule(pl.LightningModule):
                 self._loss_rows += len(batch[0])
             for opt in optimizers:
                 opt.step()
+            self.batches_stepped += 1
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._loss_rows = None, 0

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class FitReport:
     """What training did: epochs run, the selected (best validation) epoch and its score; under DDP, this process's
-    rank of ``world_size`` (every rank holds the same restored weights); ``steps``: optimizer steps taken, the last
-    step at which per-epoch metrics were logged."""
+    rank of ``world_size`` (every rank holds the same restored weights); ``steps``: training batches stepped, each one
+    step of every optimizer the model has (``model.sparse``: two), more than any step Lightning logged a metric at."""
 
     epochs: int
     best_epoch: int | None
@@ -237,5 +237,5 @@ class NeuralTrainer:
             ckpt.best_model_path if ckpt else None,
             rank,
             world,
-            trainer.global_step,
+            module.batches_stepped,
         )

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from mmbench.data.preprocess import Preprocess
 from mmbench.data.synthetic import Synthetic
@@ -111,3 +112,24 @@ def test_updates_are_a_plain_loop_of_optimizer_steps_whatever_the_batches_per_ca
 def test_batches_per_call_must_be_positive():
     with pytest.raises(ValueError, match="trainer.batches_per_call=0"):
         NeuralTrainer(batches_per_call=0)
+
+
+class ShiftedBPR(BPR):
+    """BPR plus one dense parameter: with ``sparse`` it trains with two optimizers (lazy Adam for the tables, Adam for
+    the shift)."""
+
+    def build(self, train):
+        super().build(train)
+        self.shift = torch.nn.Parameter(torch.zeros(1))
+
+    def loss(self, batch):
+        return super().loss(batch) + self.shift.pow(2).sum()
+
+
+@pytest.mark.parametrize(("sparse", "n_optimizers"), [(False, 1), (True, 2)])
+def test_steps_count_batches_whatever_the_number_of_optimizers(split, sparse, n_optimizers):
+    model = ShiftedBPR(sparse=sparse)
+    rep = NeuralTrainer(max_epochs=3, batch_size=256, enable_progress_bar=False).fit(model, split.train)
+    optimizers = model.configure_optimizer()
+    assert len(optimizers if isinstance(optimizers, list) else [optimizers]) == n_optimizers
+    assert rep.steps == 3 * -(-len(split.train) // 256)  # Lightning's global step counts every optimizer's steps
