@@ -5,11 +5,12 @@ A new model config is picked up here without writing a test: fit; ``score(users)
 column per item; ``score(users, items)`` equals those columns of ``score(users)``; scores do not depend on how the
 users are batched and are identical on a second call; the evaluator scores a torch model in eval mode (and restores
 its mode); a rating model's ``predict`` stays within the training rating scale; a neural model restored from its
-saved ``state_dict`` scores identically.
+saved ``state_dict`` scores identically, and so does the released model (``for_release()``) pickled as a run logs it.
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,10 @@ def test_model_contract(overrides, tmp_path):
         restored.load_state_dict(torch.load(path, weights_only=True))
         with scoring(restored):
             torch.testing.assert_close(restored.score(users).float().cpu(), full, rtol=1e-5, atol=1e-6)
+
+    # the model as a run logs it (mmbench.tracking.mlflow_model.save_state: model.for_release() pickled by torch)
+    path = tmp_path / "released.pt"
+    torch.save(model.for_release(), path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    released = torch.load(path, weights_only=False)
+    with scoring(released):
+        torch.testing.assert_close(released.score(users).float().cpu(), full, rtol=1e-5, atol=1e-6)

@@ -65,19 +65,20 @@ class _DirectedSparseMM(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.a_t, grad)
 
 
-def fixed_operator(edges: Edges, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+class FixedOperator:
     """``x -> S @ x`` for edges that carry no gradient: ``S`` and ``Sᵀ`` as float32 CSR tensors, duplicates summed
-    (faster than :func:`edge_mm` for the many batches that reuse one graph)."""
-    rows, cols, vals = (t.detach() for t in edges)
-    a = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals.float(), (n, n)).coalesce()
-    a_t = a.t().coalesce().to_sparse_csr()
-    a = a.to_sparse_csr()
+    (faster than :func:`edge_mm` for the many batches that reuse one graph). A class, not a closure, so that a model
+    holding one pickles (the logged model of a run)."""
 
-    def mm(x: torch.Tensor) -> torch.Tensor:
+    def __init__(self, edges: Edges, n: int) -> None:
+        rows, cols, vals = (t.detach() for t in edges)
+        a = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals.float(), (n, n)).coalesce()
+        self.a_t = a.t().coalesce().to_sparse_csr()
+        self.a = a.to_sparse_csr()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):  # sparse products have no reduced-precision kernels
-            return _DirectedSparseMM.apply(a, a_t, x.float())
-
-    return mm
+            return _DirectedSparseMM.apply(self.a, self.a_t, x.float())
 
 
 class LATTICE(MultimodalRecommender):
@@ -140,7 +141,7 @@ class LATTICE(MultimodalRecommender):
         self.n_layers, self.n_ui_layers, self.reg_weight = n_layers, n_ui_layers, reg_weight
         self.train_features, self.optimizer = train_features, optimizer
         self.rebuild = True
-        self._train_graph: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._train_graph: FixedOperator | None = None
         self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def build(self, train: Interactions) -> None:
@@ -185,10 +186,10 @@ class LATTICE(MultimodalRecommender):
         lam = self.lambda_coeff
         return torch.cat([r, self.fixed_rows]), torch.cat([c, self.fixed_cols]), torch.cat([(1 - lam) * v, lam * fixed])
 
-    def propagate(self, graph: Edges | Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate(self, graph: Edges | FixedOperator) -> tuple[torch.Tensor, torch.Tensor]:
         """User and item vectors ``[n_users, d]``, ``[n_items, d]`` for the item graph ``graph`` (its edges, or the
-        product by it from :func:`fixed_operator`)."""
-        mm = graph if callable(graph) else lambda x: edge_mm(graph, x)
+        product by it, a :class:`FixedOperator`)."""
+        mm = graph if isinstance(graph, FixedOperator) else lambda x: edge_mm(graph, x)
         h = self.item_emb.weight
         for _ in range(self.n_layers):
             h = mm(h)
@@ -211,7 +212,7 @@ class LATTICE(MultimodalRecommender):
         u, i, j = batch
         if self.rebuild or self._train_graph is None:
             graph = self.item_graph()
-            self._train_graph = fixed_operator(graph, self.n_items)
+            self._train_graph = FixedOperator(graph, self.n_items)
             self.rebuild = False
         else:
             graph = self._train_graph
@@ -226,7 +227,7 @@ class LATTICE(MultimodalRecommender):
         key = tuple((q._version, q.data_ptr()) for q in self.parameters())
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
-                eu, ei = self.propagate(fixed_operator(self.item_graph(), self.n_items))
+                eu, ei = self.propagate(FixedOperator(self.item_graph(), self.n_items))
             self._cache = (key, eu, ei)
         return self._cache[1], self._cache[2]
 

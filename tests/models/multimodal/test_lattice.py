@@ -11,7 +11,7 @@ import torch
 
 from mmbench.data.ml100k_mm import MovieLens100KMM
 from mmbench.encoders.base import ModalityFeatures
-from mmbench.models.multimodal.lattice import LATTICE, edge_mm, fixed_operator, knn_edges, normalise_edges
+from mmbench.models.multimodal.lattice import LATTICE, FixedOperator, edge_mm, knn_edges, normalise_edges
 from tests.helpers.data import make_interactions
 from tests.helpers.graphs import GRAPH
 from tests.helpers.real_data import cheap_features, val_ndcg_vs_pop, warm_split
@@ -50,7 +50,7 @@ def test_fixed_operator_multiplies_by_the_directed_graph_and_back_by_its_transpo
     np.add.at(a, (rows.numpy(), cols.numpy()), vals.numpy())
     x = torch.randn(3, 2, dtype=torch.float32, requires_grad=True)
     w = torch.randn(3, 2)
-    for op in (fixed_operator((rows, cols, vals), 3), lambda z: edge_mm((rows, cols, vals), z)):
+    for op in (FixedOperator((rows, cols, vals), 3), lambda z: edge_mm((rows, cols, vals), z)):
         y = op(x)
         np.testing.assert_allclose(y.detach().numpy(), a @ x.detach().numpy(), rtol=1e-6, atol=1e-6)
         (g,) = torch.autograd.grad((y * w).sum(), x)
