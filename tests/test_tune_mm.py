@@ -88,3 +88,27 @@ def test_another_experiment_and_budget_change_only_those_settings(tmp_path, monk
     for bad in (["--trials", "0"], ["--experiment", "ml1m"]):
         with pytest.raises(SystemExit):
             tune.main(["--print", *bad])
+
+
+def test_a_longer_training_budget_adds_only_its_overrides(tmp_path, monkeypatch, capsys):
+    cmd = tune.command("vbpr", max_epochs=1000, patience=20, prune_after=50)
+    assert cmd[: len(tune.command("vbpr"))] == tune.command("vbpr")
+    assert cmd[len(tune.command("vbpr")) :] == [
+        "trainer.max_epochs=1000",
+        "callbacks.early_stopping.patience=20",
+        "hydra.sweeper.pruner.n_warmup_steps=50",
+    ]
+    assert tune.command("none", patience=5)[-1] == "callbacks.early_stopping.patience=5"
+    monkeypatch.setenv("MMBENCH_WORK_DIR", str(tmp_path))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=cmd[1:], return_hydra_config=True)
+    validate(cfg)
+    assert cfg.trainer.max_epochs == 1000 and cfg.callbacks.early_stopping.patience == 20
+    assert cfg.hydra.sweeper.pruner.n_warmup_steps == 50 and cfg.hydra.sweeper.pruner.n_startup_trials == 3
+    argv = ["--print", "--max-epochs", "1000", "--patience", "20", "--prune-after", "50", "vbpr"]
+    assert tune.main(argv) == 0
+    assert shlex.split(capsys.readouterr().out.strip()) == cmd
+    for flag, bad in (("--max-epochs", "0"), ("--patience", "0"), ("--prune-after", "-1")):
+        with pytest.raises(SystemExit):
+            tune.main(["--print", flag, bad, "vbpr"])
+        assert f"{flag} {bad}: need at least" in capsys.readouterr().err
