@@ -11,8 +11,9 @@ own encoders), so it is spelled out here rather than as a Hydra multirun. Every 
 ``model``, ``fusion``, ``modalities`` and ``seed``; an entry with a FINISHED run in the store ($MLFLOW_TRACKING_URI,
 else ``sqlite:///$MMBENCH_WORK_DIR/mlflow.db``; ``--tracking-uri`` sets it for runs and tables) whose image weights
 (tag ``encoder.image.weights``) are the experiment's is skipped, so an interrupted sweep resumes; runs with other
-image weights are neither resumed from nor tabulated. Entries are ordered by priority. The tables are built from
-those runs with :mod:`mmbench.reporting`.
+image weights are neither resumed from nor tabulated (runs whose image encoder is trained in the run, the
+seed models' ``SeedCNN``, tag ``encoder.image.weights=trained`` and count for any weights). Entries are ordered
+by priority. The tables are built from those runs with :mod:`mmbench.reporting`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from omegaconf import DictConfig
 
 from mmbench import pipeline
 from mmbench.config import compose
+from mmbench.encoders import image as image_encoders
+from mmbench.encoders.base import TRAINED, Encoder
 from mmbench.evaluation.metrics import metric_key
 from mmbench.reporting.aggregation import COMPUTE, SEEDS, Contribution, Table, build_tables, has_row, in_row_order
 from mmbench.reporting.plots import cost_plots
@@ -39,6 +42,10 @@ from mmbench.reporting.runs import TableError, finished_keys, load_runs
 log = logging.getLogger(__name__)
 
 EXPERIMENTS = ("mm_ml100k", "mm_ml1m")  # conf/experiment/<name>.yaml
+# the image encoders learnt inside a run (tag encoder.image = class name): SeedCNN
+TRAINABLE_IMAGE = sorted(
+    c.__name__ for c in vars(image_encoders).values() if isinstance(c, type) and issubclass(c, Encoder) and c.trainable
+)
 # sparse: the warm split with 20% of users (seeded) keeping their first 3 training events by time
 SPARSE = ["split=sparse_history", "split.k=3", "split.share=0.2", "split.order=time"]
 PROTOCOLS = {
@@ -159,16 +166,24 @@ def image_weights(experiment: str, extra: Sequence[str] = ()) -> str:
     return "pretrained" if enc.get("pretrained") else "checkpoint" if enc.get("checkpoint_path") else "random"
 
 
+def image_weights_of(runs: pd.DataFrame) -> pd.Series:
+    """Each run's tag ``encoder.image.weights``; runs made before trainable encoders were tagged (the seed models'
+    ``SeedCNN``, learnt in the run) read as ``trained``, other untagged runs as missing."""
+    col = runs.get("tags.encoder.image.weights", pd.Series(None, index=runs.index, dtype=object))
+    trained = runs.get("tags.encoder.image", pd.Series(None, index=runs.index, dtype=object)).isin(TRAINABLE_IMAGE)
+    return col.where(col.notna() | ~trained, TRAINED)
+
+
 def load(uri: str, experiment: str, weights: str | None = None) -> pd.DataFrame:
     """The finished runs of the experiment (:func:`~mmbench.reporting.runs.load_runs`) whose image encoder had
-    ``weights`` (tag ``encoder.image.weights``; every run of the grid encodes images, with or without using them),
+    ``weights`` (tag ``encoder.image.weights``; every run of the grid encodes images, with or without using them) or
+    was trained in the run (the seed models: the experiment's frozen weights play no part in them),
     with the tags of runs made before the grid passed ``model`` and before command-line tags won over derived
     ones read as the grid names them: the model as the class name in lower case (``fusionrec`` for
     ``fusion_rec``), and fusion_rec's default fusion on runs without modalities (where the fusion is unused: ``-``)."""
     runs = load_runs(uri, mlflow_experiment(experiment))
     if weights is not None:
-        col = "tags.encoder.image.weights"
-        keep = runs[col] == weights if col in runs.columns else pd.Series(False, index=runs.index)
+        keep = image_weights_of(runs).isin([weights, TRAINED])
         if (~keep).any():
             log.warning("%d runs without encoder.image.weights=%s left out", (~keep).sum(), weights)
         runs = runs[keep].reset_index(drop=True)

@@ -7,6 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
@@ -173,3 +174,24 @@ def test_tables_md_and_runs_tsv_from_the_store(work, tmp_path):
     assert "| fusion_rec | late | image | **0.5000** | **0.3000** | **0.3000** | **0.1000** |" in md
     assert "| fusion_rec | - | none | **0.5000** | **0.3000** | <u>0.1000</u> | **0.1000** |" in md
     assert "mm_ml100k_lite0" in md and "encoder.image.weights" in md
+
+
+def test_runs_with_image_encoders_trained_in_the_run_are_kept(work):
+    _, uri = work
+    log(uri, "warm", "pop", "-", "none", 0, 1)
+    log(uri, "warm", "seed_cnn_lstm", "concat", "text+image", 0, 2, **{"encoder.image.weights": "trained"})
+    # before trainable encoders were tagged: no weights tag, the trainable SeedCNN named
+    log(uri, "warm", "seed_cnn_lstm_personal", "concat", "text+image", 0, 3, **{"encoder.image": "SeedCNN"})
+    run = log(uri, "warm", "pop", "-", "none", 1, 4, **{"encoder.image": "TimmEncoder"})
+    mlflow.MlflowClient(uri).delete_tag(run, "encoder.image.weights")  # an untagged frozen encoder: unknown weights
+    log(uri, "warm", "pop", "-", "none", 2, 5, **{"encoder.image.weights": "random"})
+    runs = mm_grid.load(uri, "mm_ml100k", "pretrained")
+    assert mm_grid.TRAINABLE_IMAGE == ["SeedCNN"]
+    assert sorted(zip(runs["tags.model"], runs["tags.seed"], strict=True)) == [
+        ("pop", "0"),
+        ("seed_cnn_lstm", "0"),
+        ("seed_cnn_lstm_personal", "0"),
+    ]
+    assert mm_grid.finished(uri, "mm_ml100k", "pretrained") >= {
+        mm_grid.key("warm", e, 0) for e in mm_grid.entries() if e.model.startswith("seed_cnn_lstm")
+    }

@@ -46,6 +46,10 @@ def content_fingerprint(content: ItemContent) -> str:
     return h.hexdigest()
 
 
+# tag ``encoder.<modality>.weights`` of a trainable encoder: its weights are learnt in the run, from its training data
+TRAINED = "trained"
+
+
 class Encoder:
     """One modality's encoder; constructor arguments are its whole configuration.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mmbench.data.interactions import Dataset, Interactions, ItemContent, UserContent
-from mmbench.encoders.base import Encoder, ModalityFeatures
+from mmbench.encoders.base import TRAINED, Encoder, ModalityFeatures
 from mmbench.encoders.cache import cached_extract
 from mmbench.encoders.precomputed import PrecomputedEncoder
 
@@ -75,6 +75,8 @@ def _build(
         mask = enc.mask(content, ids)
         enc_tags = {f"{tag}.{modality}.{k}": v for k, v in enc.tags().items()}
         enc_tags[f"{tag}.{modality}"] = type(enc).__name__
+        if enc.trainable:  # learnt from this run's training data: no frozen weights to name
+            enc_tags.setdefault(f"{tag}.{modality}.weights", TRAINED)
         fit = enc.fit_rows(train_rows)
         if enc.fits_content:
             enc_tags[f"{tag}.{modality}.fit"] = "all" if fit is None else "train"

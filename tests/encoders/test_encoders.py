@@ -170,6 +170,10 @@ def test_build_features_tags_and_errors(syn, tmp_path):
     )
     assert feats["image"].frozen and not feats["text"].frozen
     assert tags["encoder.image.weights"] == "random" and tags["encoder.text"] == "LSTMEncoder"
+    assert tags["encoder.text.weights"] == "trained"  # learnt in the run: the grid's tables keep such runs
+    trained = TimmEncoder("test_resnet", image_size=16, progress=False, trainable=True)
+    _, tags, _ = build_features({"image": trained}, syn, tmp_path)
+    assert tags["encoder.image.weights"] == "random"  # an encoder's own weights tag wins: fine-tuned from random
     assert np.array_equal(feats["image"].mask, syn.content["image"].mask)
     assert feats["image"].module()(torch.tensor([0])).shape == (1, 96)
     assert set(times) == {"time/encode_image_s", "time/encode_text_s"}
