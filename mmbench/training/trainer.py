@@ -7,6 +7,7 @@ import logging
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ class FitReport:
     best_epoch: int | None
     best_score: float | None
     monitor: str
-    checkpoint: str | None
+    checkpoint: str | None  # the best checkpoint file; None unless the trainer was given checkpoint_dir
     rank: int = 0
     world_size: int = 1
     steps: int = 0
@@ -173,69 +174,72 @@ class NeuralTrainer:
             privacy=privacy,
             shards=tuple(d for d in (train_data, val_data) if isinstance(d, EpochBatches)),
         )
-        ckpt_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix="mmbench-ckpt-")
-        callbacks = list(callbacks)
-        ckpt = None
-        if has_val:
-            ckpt = checkpoint(dirpath=ckpt_dir, monitor=key, mode=mode)
-            callbacks += [ckpt, early_stopping(monitor=key, mode=mode)]
-        plugins = None
-        if launched_rank() is not None:  # a group the pipeline started: its variables, whatever cluster this is on
-            from lightning_fabric.plugins.environments import LightningEnvironment
+        # without checkpoint_dir the best checkpoint lives in a temporary folder, removed once its weights are loaded
+        own = None if self.checkpoint_dir else tempfile.TemporaryDirectory(prefix="mmbench-ckpt-")
+        with own if own is not None else nullcontext(self.checkpoint_dir) as ckpt_dir:
+            callbacks = list(callbacks)
+            ckpt = None
+            if has_val:
+                ckpt = checkpoint(dirpath=ckpt_dir, monitor=key, mode=mode)
+                callbacks += [ckpt, early_stopping(monitor=key, mode=mode)]
+            plugins = None
+            if launched_rank() is not None:  # a group the pipeline started: its variables, whatever cluster this is on
+                from lightning_fabric.plugins.environments import LightningEnvironment
 
-            plugins = [LightningEnvironment()]
-        trainer = pl.Trainer(
-            max_epochs=self.max_epochs,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            # one process: never a process group (Lightning's ddp would set this process's rank variables)
-            strategy="auto" if self.processes == 1 and str(self.strategy).startswith("ddp") else self.strategy,
-            precision=self.precision,
-            logger=logger,
-            callbacks=callbacks,
-            enable_checkpointing=has_val,
-            check_val_every_n_epoch=self.check_val_every_n_epoch,
-            num_sanity_val_steps=0,
-            limit_val_batches=1.0 if has_val else 0,
-            enable_progress_bar=self.enable_progress_bar,
-            enable_model_summary=False,
-            deterministic=self.deterministic,
-            log_every_n_steps=1,
-            use_distributed_sampler=False,  # the batch streams shard themselves (EpochBatches)
-            plugins=plugins,
-        )
-        train_loader = DataLoader(GroupedBatches(train_data, self.batches_per_call), batch_size=None)
-        val_loader = DataLoader(val_data, batch_size=None)
-        with warnings.catch_warnings():  # validation metrics are gathered, then logged unsynced on purpose
-            warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
-            trainer.fit(module, train_loader, val_loader if has_val else None)
-        rank, world = trainer.global_rank, trainer.world_size
-        best_epoch = best_score = None
-        best = None
-        if ckpt is not None and ckpt.best_model_path and rank == 0:  # rank 0 wrote it; the others receive its weights
-            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
-            best = (state["state_dict"], int(state["epoch"]), float(ckpt.best_model_score))
-        if world > 1:
-            best = trainer.strategy.broadcast(best, src=0)
-        if best is not None:
-            state_dict, best_epoch, best_score = best
-            module.load_state_dict(state_dict)
-            log.info("restored best epoch %d (%s=%.5f)", best_epoch, key, best_score)
-        if world > 1:
-            digests: list[str | None] = [None] * world
-            torch.distributed.all_gather_object(digests, weights_digest(module))
-            if len(set(digests)) != 1:
-                raise RuntimeError(f"DDP ranks hold different weights after training: SHA-256 per rank {digests}")
-        # Lightning leaves the module on the CPU after fit: evaluate on the accelerator that trained it
-        if self.accelerator != "cpu" and torch.cuda.is_available():
-            model.to("cuda")
-        return FitReport(
-            trainer.current_epoch,
-            best_epoch,
-            best_score,
-            key,
-            ckpt.best_model_path if ckpt else None,
-            rank,
-            world,
-            module.batches_stepped,
-        )
+                plugins = [LightningEnvironment()]
+            trainer = pl.Trainer(
+                max_epochs=self.max_epochs,
+                accelerator=self.accelerator,
+                devices=self.devices,
+                # one process: never a process group (Lightning's ddp would set this process's rank variables)
+                strategy="auto" if self.processes == 1 and str(self.strategy).startswith("ddp") else self.strategy,
+                precision=self.precision,
+                logger=logger,
+                callbacks=callbacks,
+                enable_checkpointing=has_val,
+                check_val_every_n_epoch=self.check_val_every_n_epoch,
+                num_sanity_val_steps=0,
+                limit_val_batches=1.0 if has_val else 0,
+                enable_progress_bar=self.enable_progress_bar,
+                enable_model_summary=False,
+                deterministic=self.deterministic,
+                log_every_n_steps=1,
+                use_distributed_sampler=False,  # the batch streams shard themselves (EpochBatches)
+                plugins=plugins,
+            )
+            train_loader = DataLoader(GroupedBatches(train_data, self.batches_per_call), batch_size=None)
+            val_loader = DataLoader(val_data, batch_size=None)
+            with warnings.catch_warnings():  # validation metrics are gathered, then logged unsynced on purpose
+                warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+                trainer.fit(module, train_loader, val_loader if has_val else None)
+            rank, world = trainer.global_rank, trainer.world_size
+            best_epoch = best_score = None
+            best = None
+            # rank 0 wrote the checkpoint; the others receive its weights
+            if ckpt is not None and ckpt.best_model_path and rank == 0:
+                state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
+                best = (state["state_dict"], int(state["epoch"]), float(ckpt.best_model_score))
+            if world > 1:
+                best = trainer.strategy.broadcast(best, src=0)
+            if best is not None:
+                state_dict, best_epoch, best_score = best
+                module.load_state_dict(state_dict)
+                log.info("restored best epoch %d (%s=%.5f)", best_epoch, key, best_score)
+            if world > 1:
+                digests: list[str | None] = [None] * world
+                torch.distributed.all_gather_object(digests, weights_digest(module))
+                if len(set(digests)) != 1:
+                    raise RuntimeError(f"DDP ranks hold different weights after training: SHA-256 per rank {digests}")
+            # Lightning leaves the module on the CPU after fit: evaluate on the accelerator that trained it
+            if self.accelerator != "cpu" and torch.cuda.is_available():
+                model.to("cuda")
+            return FitReport(
+                trainer.current_epoch,
+                best_epoch,
+                best_score,
+                key,
+                ckpt.best_model_path if ckpt and self.checkpoint_dir else None,
+                rank,
+                world,
+                module.batches_stepped,
+            )

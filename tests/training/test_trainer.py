@@ -1,3 +1,5 @@
+import tempfile
+
 import pytest
 import torch
 
@@ -16,13 +18,16 @@ def split(tmp_path_factory):
     return load_or_create(ds, RandomSplit(), tmp_path_factory.mktemp("splits"))
 
 
-def test_early_stopping_restores_the_best_validation_epoch(split):
+def test_early_stopping_restores_the_best_validation_epoch(split, tmp_path, monkeypatch):
     ev = Evaluator(ks=[10], metrics=["ndcg"], progress=False)
     model = BPR(embedding_dim=16)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the checkpoint goes without checkpoint_dir
     rep = NeuralTrainer(max_epochs=40, patience=3, batch_size=256, enable_progress_bar=False).fit(
         model, split.train, split.val, ev
     )
     assert rep.best_epoch is not None and rep.epochs <= 40
+    # its temporary checkpoint folder is gone once the best weights are loaded (no file left per run)
+    assert rep.checkpoint is None and list(tmp_path.glob("mmbench-ckpt-*")) == []
     # the model left behind is the best checkpoint: its validation score is the recorded best
     again = ev.evaluate(model, split.val, [split.train]).means["ndcg@10"]
     assert again == pytest.approx(rep.best_score, abs=1e-6)
