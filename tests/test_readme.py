@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mmbench.config import compose, validate
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_OPTIONS = {"hydra/launcher": {"basic", "joblib"}}  # Hydra's own and hydra-joblib-launcher's, not files here
 
@@ -41,3 +43,34 @@ def test_readme_names_every_hyperparameter_search():
     searches = {p.removesuffix("_optuna") for p in options_on_disk("hparams_search")}
     knn = {s for s in searches if s.startswith("knn_")}
     assert len(knn) == 4 and named == searches - knn
+
+
+def readme_commands() -> list[str]:
+    """The arguments of every ``mmbench`` / ``python -m mmbench`` command in the README's bash blocks."""
+    text = (ROOT / "README.md").read_text()
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            m = re.search(r"(?:^|\s)(?:python -m )?mmbench ([^#]*)", line)
+            if m and not line.lstrip().startswith("#"):
+                out.append(m.group(1).strip())
+    return out
+
+
+def as_single_run(args: str) -> list[str]:
+    """A multirun's overrides with each swept list (``a,b,c``) cut to its first value; quotes removed."""
+    over = [a.strip("'") for a in args.split() if a != "-m"]
+    if "-m" in args.split():
+        over = [o if "[" in o else re.sub(r"=([^,]+),.*", r"=\1", o) for o in over]
+    return over
+
+
+def test_the_readme_has_its_commands():
+    assert len(readme_commands()) >= 30 and "experiment=quick" in readme_commands()
+
+
+@pytest.mark.parametrize("args", readme_commands())
+def test_every_readme_command_composes_and_validates(args, tmp_path, monkeypatch):
+    """A typo in a documented command (an option, a key, a value's type) fails here, as it would for the user."""
+    monkeypatch.setenv("MMBENCH_WORK_DIR", str(tmp_path))
+    validate(compose(as_single_run(args)))
