@@ -68,12 +68,15 @@ def search(postgres, mlflow_server, tmp_path_factory):
         procs[name].out = folder / "out.txt"
     a, b = procs["a"], procs["b"]
     client = MlflowClient(mlflow_server.url)
+    # one storage (one connection pool) for the polling below: a load_study(storage=url) per poll opens a new pool
+    # each time, and under load the loop exhausted the server's 200 connections ("too many clients already")
+    rdb = optuna.storages.RDBStorage(storage)
     try:
         killed = None
         deadline = time.monotonic() + 300
         while killed is None and time.monotonic() < deadline and a.poll() is None:
             try:
-                trials = optuna.load_study(study_name=STUDY, storage=storage).get_trials(deepcopy=False)
+                trials = optuna.load_study(study_name=STUDY, storage=rdb).get_trials(deepcopy=False)
             except KeyError:  # not created yet
                 trials = []
             mine = [t for t in trials if t.user_attrs.get("worker") == worker_id(a)]
@@ -90,7 +93,7 @@ def search(postgres, mlflow_server, tmp_path_factory):
             if p.poll() is None:
                 p.kill()
                 p.wait(30)
-    study = optuna.load_study(study_name=STUDY, storage=storage)
+    study = optuna.load_study(study_name=STUDY, storage=rdb)
     return study, killed, a, b
 
 
