@@ -219,27 +219,27 @@ class NeuralTrainer:
             if ckpt is not None and ckpt.best_model_path and rank == 0:
                 state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
                 best = (state["state_dict"], int(state["epoch"]), float(ckpt.best_model_score))
-            if world > 1:
-                best = trainer.strategy.broadcast(best, src=0)
-            if best is not None:
-                state_dict, best_epoch, best_score = best
-                module.load_state_dict(state_dict)
-                log.info("restored best epoch %d (%s=%.5f)", best_epoch, key, best_score)
-            if world > 1:
-                digests: list[str | None] = [None] * world
-                torch.distributed.all_gather_object(digests, weights_digest(module))
-                if len(set(digests)) != 1:
-                    raise RuntimeError(f"DDP ranks hold different weights after training: SHA-256 per rank {digests}")
-            # Lightning leaves the module on the CPU after fit: evaluate on the accelerator that trained it
-            if self.accelerator != "cpu" and torch.cuda.is_available():
-                model.to("cuda")
-            return FitReport(
-                trainer.current_epoch,
-                best_epoch,
-                best_score,
-                key,
-                ckpt.best_model_path if ckpt and self.checkpoint_dir else None,
-                rank,
-                world,
-                module.batches_stepped,
-            )
+        if world > 1:
+            best = trainer.strategy.broadcast(best, src=0)
+        if best is not None:
+            state_dict, best_epoch, best_score = best
+            module.load_state_dict(state_dict)
+            log.info("restored best epoch %d (%s=%.5f)", best_epoch, key, best_score)
+        if world > 1:
+            digests: list[str | None] = [None] * world
+            torch.distributed.all_gather_object(digests, weights_digest(module))
+            if len(set(digests)) != 1:
+                raise RuntimeError(f"DDP ranks hold different weights after training: SHA-256 per rank {digests}")
+        # Lightning leaves the module on the CPU after fit: evaluate on the accelerator that trained it
+        if self.accelerator != "cpu" and torch.cuda.is_available():
+            model.to("cuda")
+        return FitReport(
+            trainer.current_epoch,
+            best_epoch,
+            best_score,
+            key,
+            ckpt.best_model_path if ckpt and self.checkpoint_dir else None,
+            rank,
+            world,
+            module.batches_stepped,
+        )
