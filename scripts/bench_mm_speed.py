@@ -55,7 +55,8 @@ def main() -> None:
     reader = {"ml100k_mm": MovieLens100KMM, "ml1m_mm": MovieLens1MMM}[args.dataset]
     ds = reader(os.environ["MMBENCH_DATA_DIR"], download=False).read()
     rows.append((f"load {args.dataset} (lazy images): {ds.n_users} users, {ds.n_items} items", time.perf_counter() - t))
-    cache = args.cache or tempfile.mkdtemp(prefix="mmbench-bench-cache-")
+    scratch = tempfile.TemporaryDirectory(prefix="mmbench-bench-")  # split and default cache, removed at exit
+    cache = args.cache or f"{scratch.name}/cache"
     encs = {"image": TimmEncoder(args.image_model, pretrained=args.pretrained, progress=False)}
     weights = "pretrained" if args.pretrained else "random"
     for label in ("first run", "cached run"):
@@ -75,7 +76,7 @@ def main() -> None:
     feats.update(tf)
 
     torch.set_num_threads(args.train_threads)
-    split = load_or_create(ds, RandomSplit(), tempfile.mkdtemp())
+    split = load_or_create(ds, RandomSplit(), f"{scratch.name}/splits")
     rows.append((f"warm split: {len(split.train)} training interactions", 0.0))
     experiment = {"ml100k_mm": "mm_ml100k", "ml1m_mm": "mm_ml1m"}[args.dataset]
     for name, overrides in MODELS.items():

@@ -30,7 +30,8 @@ from mmbench.training import NeuralTrainer
 import os, tempfile
 ds = MovieLens100K(os.environ["MMBENCH_DATA_DIR"], download=False).read()
 from mmbench.splits import load_or_create
-sp = load_or_create(ds, RandomSplit(), tempfile.mkdtemp())
+with tempfile.TemporaryDirectory(prefix="mmbench-threads-") as d:  # the split is read into memory
+    sp = load_or_create(ds, RandomSplit(), d)
 ev = Evaluator(progress=False)
 t = time.perf_counter()
 NeuralTrainer(max_epochs=20, patience=1000, enable_progress_bar=False).fit(BPR(), sp.train, sp.val, ev)

@@ -54,7 +54,8 @@ def main() -> None:
     if gpu and devices > available:
         sys.exit(f"gpu_check: --devices {a.devices} asks for {devices} GPUs; this machine has {available}")
     ds = MovieLens100K(a.data_dir, download=False).read()
-    split = load_or_create(ds, RandomSplit(), tempfile.mkdtemp())
+    scratch = tempfile.TemporaryDirectory(prefix="mmbench-gpu-check-")  # the split, removed at exit
+    split = load_or_create(ds, RandomSplit(), scratch.name)
     ev = Evaluator(progress=False)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()
     first = True

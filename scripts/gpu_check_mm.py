@@ -40,13 +40,14 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(1)
     ds = Synthetic(n_users=1000, n_items=800, image_size=32, seed=0).read()
-    split = load_or_create(ds, RandomSplit(), tempfile.mkdtemp())
+    scratch = tempfile.TemporaryDirectory(prefix="mmbench-gpu-check-")  # split and features, removed at exit
+    split = load_or_create(ds, RandomSplit(), f"{scratch.name}/splits")
     encoders = {
         "image": TimmEncoder(model_name="resnet18", pretrained=False, image_size=64, progress=False),
         "text": TfidfEncoder(),
     }
     t = time.perf_counter()
-    features, tags, _ = build_features(encoders, ds, tempfile.mkdtemp())
+    features, tags, _ = build_features(encoders, ds, f"{scratch.name}/cache")
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     print(
         json.dumps(
