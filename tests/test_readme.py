@@ -1,6 +1,8 @@
-"""The README's table of config groups lists exactly the options under conf/: a new config file without its
-line in the README (or a README line naming a removed one) fails here."""
+"""The README against the project: its table of config groups lists exactly the options under conf/ (a new config
+file without its line, or a line naming a removed one, fails here), and every ``mmbench`` command it shows composes
+and validates."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -12,10 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_OPTIONS = {"hydra/launcher": {"basic", "joblib"}}  # Hydra's own and hydra-joblib-launcher's, not files here
 
 
+@functools.cache
+def readme() -> str:
+    return (ROOT / "README.md").read_text()
+
+
 def group_table() -> dict[str, str]:
     """``group -> options cell`` of the README's "Choosing what runs" table."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Choosing what runs", 1)[1].split("\n## ", 1)[0]
+    section = readme().split("## Choosing what runs", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([\w/]+)` \| (.+?) \| .+ \|$", section, flags=re.M)
     assert len(rows) > 10, "the README's config-group table was not found"
     return dict(rows)
@@ -47,9 +53,8 @@ def test_readme_names_every_hyperparameter_search():
 
 def readme_commands() -> list[str]:
     """The arguments of every ``mmbench`` / ``python -m mmbench`` command in the README's bash blocks."""
-    text = (ROOT / "README.md").read_text()
     out = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", readme(), flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
             m = re.search(r"(?:^|\s)(?:python -m )?mmbench ([^#]*)", line)
             if m and not line.lstrip().startswith("#"):
