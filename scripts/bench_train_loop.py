@@ -6,9 +6,11 @@ validation:
 
 - ``bare``: ``zero_grad``, ``loss``, ``backward``, ``step`` per batch in a plain Python loop: torch's kernels and
   the sampler, nothing else (the floor any training loop of the same algorithm pays);
-- ``trainer K``: ``NeuralTrainer.fit`` with ``trainer.batches_per_call=K``, for each ``--batches-per-call`` value.
+- ``trainer K``: ``NeuralTrainer.fit`` with ``trainer.batches_per_call=K``, for each ``--batches-per-call`` value;
+- ``bare nn.Embedding``: the bare loop with the id tables looked up by ``nn.Embedding``'s own forward instead of
+  :class:`mmbench.models.base.Embedding`'s ``index_select`` (what that lookup saves).
 
-Both leave the same weights (checked: the script fails otherwise), so the difference is the loop's overhead. The
+All leave the same weights (checked: the script fails otherwise), so the difference is the loop's overhead. The
 sides alternate for ``--rounds`` rounds; the table gives each side's median seconds per epoch and its ratio to
 ``bare``. One torch thread unless ``--threads``::
 
@@ -18,6 +20,7 @@ sides alternate for ``--rounds`` rounds; the table gives each side's median seco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -32,6 +35,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers.common import mmbench_split  # noqa: E402
 
 from mmbench.config import compose  # noqa: E402
+from mmbench.models.base import Embedding  # noqa: E402
+
+
+@contextlib.contextmanager
+def torch_lookup():
+    """mmbench's id tables looked up by ``nn.Embedding.forward`` (the ``bare nn.Embedding`` side)."""
+    own = Embedding.forward
+    Embedding.forward = torch.nn.Embedding.forward
+    try:
+        yield
+    finally:
+        Embedding.forward = own
 
 
 def bare(cfg, train, epochs: int) -> tuple[float, dict]:
@@ -82,7 +97,7 @@ def main() -> None:
     for m in a.models:
         cfg = compose([f"experiment={a.experiment}", f"model={m}", "logger=none", "seed=0"])
         _, split = mmbench_split(cfg)
-        sides = ["bare", *[f"trainer {k}" for k in a.batches_per_call]]
+        sides = ["bare", *[f"trainer {k}" for k in a.batches_per_call], "bare nn.Embedding"]
         times: dict[str, list[float]] = {s: [] for s in sides}
         for _ in range(a.rounds):
             ref_s, ref = bare(cfg, split.train, a.epochs)
@@ -92,6 +107,11 @@ def main() -> None:
                 if any(not torch.equal(got[key], v) for key, v in ref.items()):
                     raise SystemExit(f"{m}: trainer.batches_per_call={k} left other weights than the bare loop")
                 times[f"trainer {k}"].append(s / a.epochs)
+            with torch_lookup():
+                s, got = bare(cfg, split.train, a.epochs)
+            if any(not torch.equal(got[key], v) for key, v in ref.items()):
+                raise SystemExit(f"{m}: nn.Embedding's lookup left other weights than index_select's")
+            times["bare nn.Embedding"].append(s / a.epochs)
             print(m, {s: round(v[-1], 4) for s, v in times.items()}, flush=True)
         base = statistics.median(times["bare"])
         for s in sides:

@@ -17,7 +17,7 @@ def test_table_of_the_bare_loop_and_each_batches_per_call(tmp_path, monkeypatch)
     monkeypatch.setattr(sys, "argv", [*argv, "--batches-per-call", "1", "3", "--out", str(tmp_path)])
     bench_train_loop.main()
     rows = [r for r in (tmp_path / "train_loop.md").read_text().splitlines() if r.startswith("| bpr |")]
-    assert [r.split(" | ")[1] for r in rows] == ["bare", "trainer 1", "trainer 3"]
+    assert [r.split(" | ")[1] for r in rows] == ["bare", "trainer 1", "trainer 3", "bare nn.Embedding"]
     assert rows[0].split(" | ")[3] == "1.00"  # bare against itself
 
 

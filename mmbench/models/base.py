@@ -188,3 +188,15 @@ def sparse_adam_args(optimizer: Callable[..., torch.optim.Optimizer] | None) -> 
             + ": use torch.optim.Adam with lr, betas, eps only, or model.sparse=false"
         )
     return kwargs
+
+
+class Embedding(nn.Embedding):
+    """``nn.Embedding`` whose dense lookup is ``weight.index_select``: its backward is an ``index_add``, the same sums
+    in the same order as the embedding's own backward (so the same weights, bit for bit), cheaper on CPU
+    (``scripts/bench_train_loop.py``'s ``bare nn.Embedding`` side, ``results/overhead/train_loop.md``). A sparse
+    table, or one with ``padding_idx``, ``max_norm`` or ``scale_grad_by_freq``, keeps ``nn.Embedding``'s lookup."""
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        if self.sparse or self.padding_idx is not None or self.max_norm is not None or self.scale_grad_by_freq:
+            return super().forward(indices)
+        return self.weight.index_select(0, indices.reshape(-1)).view(*indices.shape, self.embedding_dim)

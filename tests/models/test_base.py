@@ -1,4 +1,5 @@
-"""Capabilities: declared once per model class, checked against its methods, read instead of type checks."""
+"""mmbench.models.base: Capabilities (declared once per model class, checked against its methods, read instead of type
+checks) and the Embedding lookup."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from mmbench.config import CONF_DIR
-from mmbench.models.base import Capabilities, NeuralRecommender, Recommender
+from mmbench.models.base import Capabilities, Embedding, NeuralRecommender, Recommender
 from tests.helpers.data import make_interactions
 
 RATING, ITEM, USER, NEURAL = "predicts_ratings", "item_features", "user_features", "neural"
@@ -114,3 +115,24 @@ def test_the_multi_tensor_adam_takes_the_single_tensor_steps_bit_for_bit(tmp_pat
     for key, value in states[0].items():
         assert torch.equal(states[1][key], value), key
     assert any(not torch.equal(v, torch.zeros_like(v)) for v in states[0].values())
+
+
+@pytest.mark.parametrize("shape", [(4096,), (64, 3)])
+def test_embedding_lookup_gives_nn_embeddings_values_and_gradients_bit_for_bit(shape):
+    torch.manual_seed(0)
+    table = Embedding(300, 16)
+    reference = torch.nn.Embedding(300, 16)
+    reference.weight.data.copy_(table.weight.data)
+    idx = torch.randint(0, 300, shape)  # many repeated rows: their gradients are summed in the same order
+    upstream = torch.randn(*shape, 16)
+    out, ref = table(idx), reference(idx)
+    assert out.shape == ref.shape == (*shape, 16) and torch.equal(out, ref)
+    (out * upstream).sum().backward()
+    (ref * upstream).sum().backward()
+    assert torch.equal(table.weight.grad, reference.weight.grad)
+
+
+def test_a_sparse_embedding_keeps_its_sparse_gradient():
+    table = Embedding(50, 4, sparse=True)
+    table(torch.tensor([1, 1, 7])).sum().backward()
+    assert table.weight.grad.is_sparse

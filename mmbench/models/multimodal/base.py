@@ -14,7 +14,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.encoders.base import ModalityFeatures, TokenModule
-from mmbench.models.base import Capabilities, NeuralRecommender
+from mmbench.models.base import Capabilities, Embedding, NeuralRecommender
 
 
 class MultimodalRecommender(NeuralRecommender):
@@ -71,7 +71,7 @@ class MultimodalRecommender(NeuralRecommender):
         item id embeddings (``user_emb``, ``item_emb``) of ``embedding_dim``, created and initialised in that order."""
         self.check_features()
         self.n_users, self.n_items = train.n_users, train.n_items
-        self.user_emb = nn.Embedding(self.n_users, self.embedding_dim)
-        self.item_emb = nn.Embedding(self.n_items, self.embedding_dim)
+        self.user_emb = Embedding(self.n_users, self.embedding_dim)
+        self.item_emb = Embedding(self.n_items, self.embedding_dim)
         nn.init.xavier_uniform_(self.user_emb.weight)
         nn.init.xavier_uniform_(self.item_emb.weight)

@@ -13,7 +13,7 @@ from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
 from mmbench.encoders.base import ModalityFeatures, TokenModule
 from mmbench.fusion.base import Fusion
-from mmbench.models.base import Capabilities
+from mmbench.models.base import Capabilities, Embedding
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
@@ -108,8 +108,8 @@ class FusionRec(MultimodalRecommender):
             self.fusion.setup(["id", *mods], d, train, self.features)
             user_dim = self.fusion.user_dim
         if self.user_id_embedding:
-            self.user_emb = nn.Embedding(train.n_users, user_dim)
-        self.item_emb = nn.Embedding(train.n_items, d)
+            self.user_emb = Embedding(train.n_users, user_dim)
+        self.item_emb = Embedding(train.n_items, d)
         if self.user_id_embedding:
             nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)

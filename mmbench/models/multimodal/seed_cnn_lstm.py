@@ -22,7 +22,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import RatingSampler
-from mmbench.models.base import Capabilities
+from mmbench.models.base import Capabilities, Embedding
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
@@ -124,9 +124,9 @@ class SeedCNNLSTMPersonal(SeedCNNLSTM):
     def build(self, train: Interactions) -> None:
         super().build(train)
         d = self.embedding_dim
-        self.user_emb = nn.Embedding(train.n_users, d)
-        self.item_emb = nn.Embedding(train.n_items, d)
-        self.user_bias = nn.Embedding(train.n_users, 1)
+        self.user_emb = Embedding(train.n_users, d)
+        self.item_emb = Embedding(train.n_items, d)
+        self.user_bias = Embedding(train.n_users, 1)
         self.content_proj = nn.Linear(self.content_dim, d, bias=False)
         for e in (self.user_emb, self.item_emb):
             nn.init.normal_(e.weight, std=0.01)

@@ -11,7 +11,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.models.base import Capabilities, sparse_adam_args
+from mmbench.models.base import Capabilities, Embedding, sparse_adam_args
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
@@ -63,11 +63,11 @@ class VBPR(MultimodalRecommender):
             parts.append(x / max(float(scale), 1e-12))
         self.register_buffer("content", torch.as_tensor(np.concatenate(parts, 1)), persistent=False)
         k, k2, d = self.embedding_dim, self.content_dim, self.content.shape[1]
-        self.gamma_u = nn.Embedding(train.n_users, k, sparse=self.sparse)
-        self.gamma_i = nn.Embedding(train.n_items, k, sparse=self.sparse)
-        self.theta_u = nn.Embedding(train.n_users, k2, sparse=self.sparse)
+        self.gamma_u = Embedding(train.n_users, k, sparse=self.sparse)
+        self.gamma_i = Embedding(train.n_items, k, sparse=self.sparse)
+        self.theta_u = Embedding(train.n_users, k2, sparse=self.sparse)
         self.E = nn.Linear(d, k2, bias=False)
-        self.beta_i = nn.Embedding(train.n_items, 1, sparse=self.sparse)
+        self.beta_i = Embedding(train.n_items, 1, sparse=self.sparse)
         self.beta_c = nn.Linear(d, 1, bias=False)
         for emb in (self.gamma_u, self.gamma_i, self.theta_u):
             nn.init.normal_(emb.weight, std=self.init_std)

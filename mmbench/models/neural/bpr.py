@@ -10,7 +10,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.models.base import Capabilities, NeuralRecommender, sparse_adam_args
+from mmbench.models.base import Capabilities, Embedding, NeuralRecommender, sparse_adam_args
 
 
 class BPR(NeuralRecommender):
@@ -41,8 +41,8 @@ class BPR(NeuralRecommender):
             sparse_adam_args(optimizer)  # an optimizer without a sparse form fails here, before any work
 
     def build(self, train: Interactions) -> None:
-        self.user_emb = nn.Embedding(train.n_users, self.embedding_dim, sparse=self.sparse)
-        self.item_emb = nn.Embedding(train.n_items, self.embedding_dim, sparse=self.sparse)
+        self.user_emb = Embedding(train.n_users, self.embedding_dim, sparse=self.sparse)
+        self.item_emb = Embedding(train.n_items, self.embedding_dim, sparse=self.sparse)
         nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
 

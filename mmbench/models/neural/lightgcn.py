@@ -11,7 +11,7 @@ from torch import nn
 from mmbench.data.graph import normalized_adjacency, sparse_mm
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.models.base import NeuralRecommender
+from mmbench.models.base import Embedding, NeuralRecommender
 
 
 class LightGCN(NeuralRecommender):
@@ -44,7 +44,7 @@ class LightGCN(NeuralRecommender):
 
     def build(self, train: Interactions) -> None:
         self.n_users, self.n_items = train.n_users, train.n_items
-        self.embedding = nn.Embedding(train.n_users + train.n_items, self.embedding_dim)
+        self.embedding = Embedding(train.n_users + train.n_items, self.embedding_dim)
         nn.init.normal_(self.embedding.weight, std=self.init_std)
         self.register_buffer("adjacency", normalized_adjacency(train), persistent=False)
         self._cache = None

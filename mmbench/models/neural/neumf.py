@@ -12,7 +12,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
-from mmbench.models.base import NeuralRecommender
+from mmbench.models.base import Embedding, NeuralRecommender
 
 
 class NeuMF(NeuralRecommender):
@@ -55,10 +55,10 @@ class NeuMF(NeuralRecommender):
 
     def build(self, train: Interactions) -> None:
         half = self.mlp_layers[0] // 2
-        self.user_gmf = nn.Embedding(train.n_users, self.gmf_dim)
-        self.item_gmf = nn.Embedding(train.n_items, self.gmf_dim)
-        self.user_mlp = nn.Embedding(train.n_users, half)
-        self.item_mlp = nn.Embedding(train.n_items, half)
+        self.user_gmf = Embedding(train.n_users, self.gmf_dim)
+        self.item_gmf = Embedding(train.n_items, self.gmf_dim)
+        self.user_mlp = Embedding(train.n_users, half)
+        self.item_mlp = Embedding(train.n_items, half)
         self.tower = nn.ModuleList(nn.Linear(a, b) for a, b in zip(self.mlp_layers[:-1], self.mlp_layers[1:]))
         self.out = nn.Linear(self.gmf_dim + self.mlp_layers[-1], 1)
         for emb in (self.user_gmf, self.item_gmf, self.user_mlp, self.item_mlp):
