@@ -64,8 +64,9 @@ def select_topk(scores: torch.Tensor, keys: torch.Tensor | KeyFn, k: int) -> tup
     k = min(k, m)
     if k == 0:
         return torch.zeros((n, 0), dtype=torch.long, device=scores.device), scores[:, :0]
-    top_scores, chosen = torch.topk(scores, k, dim=1)
-    v = top_scores[:, -1:]
+    # unsorted: the k chosen are ordered below by (score, key) anyway, and topk without its sort is ~1/4 cheaper
+    top_scores, chosen = torch.topk(scores, k, dim=1, sorted=False)
+    v = top_scores.min(1, keepdim=True).values
     cut = ((scores >= v).sum(1) > k).nonzero().squeeze(1)
     if len(cut):  # a tie across the cut: the keys choose among the columns scoring exactly v (hashed only there)
         sub, sub_v = scores[cut], v[cut]
@@ -196,13 +197,10 @@ class Evaluator:
         scores, rankable, top_items, top_scores = self.rank(model, users, excl, candidates)
         empty = top_items < 0
         full_names = [m for m in self.metrics if m in FULL_RANKING_METRICS]
-        dense_rel = torch.zeros(scores.shape, dtype=torch.float64, device=scores.device)
-        _fill(dense_rel, rel[users], 1.0)
-        hits = dense_rel.gather(1, top_items.clamp(min=0)).masked_fill(empty, 0.0)
-        full = {}
-        if full_names:
-            relevant = dense_rel > 0
-            full = {m: FULL_RANKING_METRICS[m].fn(scores, relevant, rankable) for m in full_names}
+        relevant = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+        _fill(relevant, rel[users], True)
+        hits = relevant.gather(1, top_items.clamp(min=0)).masked_fill(empty, False).double()
+        full = {m: FULL_RANKING_METRICS[m].fn(scores, relevant, rankable) for m in full_names}
         return top_items, top_scores, hits, full
 
     def rank(
@@ -329,7 +327,7 @@ def group_means(result: EvalResult, groups: dict[str, np.ndarray]) -> dict[str, 
     return out
 
 
-def _fill(dense: torch.Tensor, rows: sp.csr_matrix, value: float) -> None:
+def _fill(dense: torch.Tensor, rows: sp.csr_matrix, value: float | bool) -> None:
     """Set ``dense[r, c] = value`` for every stored entry of the sparse batch ``rows``."""
     if rows.nnz == 0:
         return
