@@ -4,7 +4,6 @@ separate two genres clearly better than random weights of the same network."""
 from __future__ import annotations
 
 import importlib.util
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +13,6 @@ import pytest
 from mmbench.data.interactions import ItemContent
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "probe_image_features.py"
-
-
-@contextmanager
-def torch_threads(n: int):
-    """``n`` torch threads inside the block (tests/conftest.py sets 1 for the suite), then the previous count."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +54,7 @@ def test_pretrained_features_separate_poster_genres_better_than_random(script, d
     sample = ItemContent("image", ds.content["image"].values.take(items[keep]), np.ones(len(keep), bool))
     auc = {}
     for name in ("efficientnet_lite0 pretrained", "efficientnet_lite0 random"):
-        with torch_threads(2):  # the suite runs on one thread; the extraction is most of this test
-            x, _, computed = script.features(name, sample, tmp_path, progress=False)
+        x, _, computed = script.features(name, sample, tmp_path, progress=False)
         assert computed and x.shape == (2 * len(horror), 1280)
         auc[name] = np.mean([script.probe(x, y[keep], seed=s)["auc"] for s in range(20)])
     assert auc["efficientnet_lite0 pretrained"] > 0.85, auc
