@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from scripts.peers.common import (
     export_recbole,
     import_scores,
     mmbench_row,
+    run_peer,
     seed_summary,
 )
 
@@ -171,3 +173,20 @@ def test_mmbench_row_reads_the_run_and_refuses_another_split(tmp_path):
     }  # fmt: skip
     with pytest.raises(AssertionError, match="another split"):
         mmbench_row(run | {"fingerprint": "xyz"}, "bpr", 2, split)
+
+
+def test_run_peer_takes_a_relative_python_from_the_callers_folder(tmp_path, monkeypatch):
+    """The README's commands pass ``--peer-python ../mmbench-peers/venv/bin/python``; the runner runs in its own
+    ``out`` folder, where that relative path does not exist."""
+    env = tmp_path / "env"
+    env.mkdir()
+    (env / "python").symlink_to(sys.executable)  # a venv's python is a link: it must be kept, not resolved
+    runner = tmp_path / "runner.py"
+    runner.write_text(
+        "import json, pathlib, sys\n"
+        "job = json.loads(pathlib.Path(sys.argv[1]).read_text())\n"
+        "pathlib.Path('result.json').write_text(json.dumps({'echo': job['x'], 'python': sys.executable}))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    res = run_peer("env/python", runner, {"x": 7}, tmp_path / "runs" / "one")
+    assert res["echo"] == 7 and res["python"] == str(env / "python") and res["wall_s"] > 0

@@ -187,7 +187,9 @@ def evaluate_peer(scores: np.ndarray, split: Split, evaluator: Evaluator) -> Eva
 def run_peer(python: str, runner: Path, job: dict, out: Path, timeout: float | None = None) -> dict:
     """Run ``runner`` in the peer environment with ``job`` (written to ``<out>/job.json``), in ``out`` (where the
     peers write their own logs and checkpoints); its output goes to ``<out>/log.txt``. Returns the runner's
-    ``result.json`` plus ``wall_s``, the subprocess's wall time."""
+    ``result.json`` plus ``wall_s``, the subprocess's wall time. A relative ``python`` path is taken from the
+    caller's folder (the runner runs in ``out``); symbolic links are kept (a venv's python is one)."""
+    python = os.path.abspath(python) if os.sep in python else python
     out.mkdir(parents=True, exist_ok=True)
     (out / "job.json").write_text(json.dumps(job, indent=1))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
