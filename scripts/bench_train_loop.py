@@ -38,6 +38,11 @@ from mmbench.config import compose  # noqa: E402
 from mmbench.models.base import Embedding  # noqa: E402
 
 
+def differs(got: dict, ref: dict) -> bool:
+    """Whether two state dicts hold any tensor that is not bit for bit the same."""
+    return any(not torch.equal(got[key], v) for key, v in ref.items())
+
+
 @contextlib.contextmanager
 def torch_lookup():
     """mmbench's id tables looked up by ``nn.Embedding.forward`` (the ``bare nn.Embedding`` side)."""
@@ -104,12 +109,12 @@ def main() -> None:
             times["bare"].append(ref_s / a.epochs)
             for k in a.batches_per_call:
                 s, got = trainer(cfg, split.train, a.epochs, k)
-                if any(not torch.equal(got[key], v) for key, v in ref.items()):
+                if differs(got, ref):
                     raise SystemExit(f"{m}: trainer.batches_per_call={k} left other weights than the bare loop")
                 times[f"trainer {k}"].append(s / a.epochs)
             with torch_lookup():
                 s, got = bare(cfg, split.train, a.epochs)
-            if any(not torch.equal(got[key], v) for key, v in ref.items()):
+            if differs(got, ref):
                 raise SystemExit(f"{m}: nn.Embedding's lookup left other weights than index_select's")
             times["bare nn.Embedding"].append(s / a.epochs)
             print(m, {s: round(v[-1], 4) for s, v in times.items()}, flush=True)

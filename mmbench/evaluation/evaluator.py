@@ -64,7 +64,7 @@ def select_topk(scores: torch.Tensor, keys: torch.Tensor | KeyFn, k: int) -> tup
     k = min(k, m)
     if k == 0:
         return torch.zeros((n, 0), dtype=torch.long, device=scores.device), scores[:, :0]
-    # unsorted: the k chosen are ordered below by (score, key) anyway, and topk without its sort is ~1/4 cheaper
+    # unsorted: the k chosen are ordered below by (score, key) anyway, so topk's own sort of them is wasted
     top_scores, chosen = torch.topk(scores, k, dim=1, sorted=False)
     v = top_scores.min(1, keepdim=True).values
     cut = ((scores >= v).sum(1) > k).nonzero().squeeze(1)
