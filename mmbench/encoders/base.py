@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from mmbench.data.interactions import ItemContent
+from mmbench.data.tensors import take
 
 
 def content_fingerprint(content: ItemContent) -> str:
@@ -110,7 +111,7 @@ class FeatureTable(nn.Module):
         self.out_dim = int(self.values.shape[1])
 
     def forward(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        return self.values if items is None else self.values[items]
+        return self.values if items is None else take(self.values, items)
 
 
 class TokenModule(nn.Module):

@@ -13,6 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmbench.data.interactions import ItemContent
+from mmbench.data.tensors import take
 from mmbench.encoders.base import Encoder
 from mmbench.encoders.packaged_weights import PACKAGED, load_packaged, sha256_file
 
@@ -54,7 +55,7 @@ class ImageModule(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.images if items is None else self.images[items]
+        x = self.images if items is None else take(self.images, items)
         return self.net((x.float() / 255 - self.mean) / self.std)
 
 

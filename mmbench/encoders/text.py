@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mmbench.data.interactions import ItemContent
+from mmbench.data.tensors import take
 from mmbench.encoders.base import Encoder, TokenModule
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class LSTMModule(TokenModule):
         self.out_dim = hidden_dim
 
     def forward(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        t = self.tokens if items is None else self.tokens[items]
+        t = self.tokens if items is None else take(self.tokens, items)
         x = self.embedding(t)
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # oneDNN builds no bf16 LSTM on CPUs without native bf16 ("could not create a primitive descriptor for

@@ -9,6 +9,7 @@ import torch
 
 from mmbench.data.graph import cooccurrence_graph, modality_graph, sparse_mm, sym_normalise, to_torch
 from mmbench.data.interactions import Interactions
+from mmbench.data.tensors import take
 from mmbench.fusion.base import Fusion
 
 
@@ -68,7 +69,7 @@ class GraphFusion(Fusion):
             m = torch.stack([mask[s] for s in mods], 1).float()
             content = torch.stack([h[s] for s in mods], 1)
             x = x + (content * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp_min(1)
-        return self.propagate(x)[items]
+        return take(self.propagate(x), items)
 
     def gated(
         self, h: dict[str, torch.Tensor], mask: dict[str, torch.Tensor], items: torch.Tensor, gates: torch.Tensor
@@ -76,4 +77,4 @@ class GraphFusion(Fusion):
         """``h`` covers the catalogue, ``gates`` one row per entry of ``items``: a gate scales its source for every
         item, which propagation mixes linearly, so each source is propagated alone and weighted per row."""
         parts = self.inputs(h, mask)
-        return sum(gates[:, k, None] * self.propagate(parts[s])[items] for k, s in enumerate(self.sources))
+        return sum(gates[:, k, None] * take(self.propagate(parts[s]), items) for k, s in enumerate(self.sources))

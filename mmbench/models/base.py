@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import IterableDataset
 
 from mmbench.data.interactions import Interactions
+from mmbench.data.tensors import take
 
 
 @dataclass(frozen=True)
@@ -199,4 +200,4 @@ class Embedding(nn.Embedding):
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         if self.sparse or self.padding_idx is not None or self.max_norm is not None or self.scale_grad_by_freq:
             return super().forward(indices)
-        return self.weight.index_select(0, indices.reshape(-1)).view(*indices.shape, self.embedding_dim)
+        return take(self.weight, indices)

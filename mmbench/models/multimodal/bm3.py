@@ -12,6 +12,7 @@ from torch import nn
 from mmbench.data.graph import normalized_adjacency, sparse_mm
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import RatingSampler
+from mmbench.data.tensors import take
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 
@@ -110,16 +111,17 @@ class BM3(MultimodalRecommender):
         with torch.no_grad():
             tu, ti = F.dropout(hu, self.dropout), F.dropout(hi, self.dropout)
         p = self.predictor
-        loss = _align(p(hu[users]), ti[items]) + _align(p(hi[items]), tu[users])
+        hu_b, hi_b, ti_b = take(hu, users), take(hi, items), take(ti, items)
+        loss = _align(p(hu_b), ti_b) + _align(p(hi_b), take(tu, users))
         loss = loss + self.reg_weight * (hu.norm() + hi.norm()) / self.n_items
         if self.cl_weight and len(self.proj):
             uniq, inverse = torch.unique(items, return_inverse=True)
             for m, proj in self.proj.items():
-                f = proj(self.tables[m][uniq])
+                f = proj(take(self.tables[m], uniq))
                 with torch.no_grad():
                     tf = F.dropout(f, self.dropout)
-                fo, w = p(f)[inverse], getattr(self, f"mask_{m}")[items]
-                loss = loss + self.cl_weight * (_align(fo, ti[items], w) + _align(fo, tf[inverse], w))
+                fo, w = take(p(f), inverse), take(getattr(self, f"mask_{m}"), items)
+                loss = loss + self.cl_weight * (_align(fo, ti_b, w) + _align(fo, take(tf, inverse), w))
         return loss
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,4 +135,4 @@ class BM3(MultimodalRecommender):
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         pu, pi = self.final_embeddings()
-        return pu[users] @ (pi if items is None else pi[items]).T
+        return take(pu, users) @ (pi if items is None else take(pi, items)).T

@@ -13,6 +13,7 @@ from torch import nn
 from mmbench.data.graph import bipartite_graph, modality_graph, sparse_mm, sym_normalise, to_torch
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
+from mmbench.data.tensors import take
 from mmbench.models.base import Capabilities
 from mmbench.models.multimodal.base import MultimodalRecommender
 
@@ -154,8 +155,8 @@ class FREEDOM(MultimodalRecommender):
         """Pair scores with the user-item term times ``gates[:, 0]`` and modality ``m``'s graph times its gate:
         ``(Σ_m g_m S_m)^L q`` expanded over the ``M^L`` products of graphs, each weighted by its gates' product."""
         ug, ig = self.propagate_ui(self.full_adj)
-        u = ug[users]
-        out = gates[:, 0] * (u * ig[items]).sum(-1)
+        u = take(ug, users)
+        out = gates[:, 0] * (u * take(ig, items)).sum(-1)
         if self.mm_adj is None:
             return out
         terms: list[tuple[tuple[int, ...], torch.Tensor]] = [((), self.item_emb.weight)]
@@ -165,7 +166,7 @@ class FREEDOM(MultimodalRecommender):
             g = torch.ones_like(out)
             for k in seq:
                 g = g * gates[:, k]
-            out = out + g * (u * h[items]).sum(-1)
+            out = out + g * (u * take(h, items)).sum(-1)
         return out
 
     def explain_weights(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -174,15 +175,15 @@ class FREEDOM(MultimodalRecommender):
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u, i, j = batch
         ug, ig = self.propagate(self.train_adj.to(self.user_emb.weight.device))
-        loss = bpr(ug[u], ig[i], ig[j])
+        loss = bpr(take(ug, u), take(ig, i), take(ig, j))
         if self.reg_weight:
             uniq, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
             fi, fj = inverse[: len(i)], inverse[len(i) :]
             for m, proj in self.proj.items():
-                f = proj(getattr(self, f"feat_{m}")[uniq]) * getattr(self, f"mask_{m}")[uniq, None]
-                loss = loss + self.reg_weight * bpr(ug[u], f[fi], f[fj])
+                f = proj(take(getattr(self, f"feat_{m}"), uniq)) * take(getattr(self, f"mask_{m}"), uniq)[:, None]
+                loss = loss + self.reg_weight * bpr(take(ug, u), take(f, fi), take(f, fj))
         return loss
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         ug, ig = self.propagate(self.full_adj)
-        return ug[users] @ (ig if items is None else ig[items]).T
+        return take(ug, users) @ (ig if items is None else take(ig, items)).T

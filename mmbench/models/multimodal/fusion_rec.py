@@ -11,6 +11,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
+from mmbench.data.tensors import take
 from mmbench.encoders.base import ModalityFeatures, TokenModule
 from mmbench.fusion.base import Fusion
 from mmbench.models.base import Capabilities, Embedding
@@ -153,27 +154,29 @@ class FusionRec(MultimodalRecommender):
             # ML-100K holds ~4096 positives and negatives but at most 1,682 distinct items)
             uniq, inverse = torch.unique(items, return_inverse=True)
             if len(uniq) < len(items):
-                return self.item_vectors(uniq)[inverse]
+                return take(self.item_vectors(uniq), inverse)
         all_items = items is None or self.fusion.needs_all_items
+        h, mask = self.source_vectors(None if all_items else items)
         idx = torch.arange(self.item_emb.num_embeddings, device=self.device) if all_items else items
-        h, mask = self.source_vectors(idx)
-        out = self.fusion(h, mask, idx if not all_items else torch.arange(len(idx), device=idx.device))
-        return out if items is None or not all_items else out[items]
+        out = self.fusion(h, mask, idx)
+        return out if items is None or not all_items else take(out, items)
 
-    def source_vectors(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The fusion's inputs for items ``idx``: per source its ``(b, d)`` vectors and ``(b,)`` availability."""
-        h = {"id": self.item_emb(idx)}
-        mask = {"id": torch.ones(len(idx), dtype=torch.bool, device=idx.device)}
+    def source_vectors(self, idx: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The fusion's inputs for items ``idx`` (None: every item, in id order, without copying the feature
+        tables): per source its ``(b, d)`` vectors and ``(b,)`` availability."""
+        every = torch.arange(self.item_emb.num_embeddings, device=self.device) if idx is None else idx
+        h = {"id": self.item_emb(every)}
+        mask = {"id": torch.ones(len(every), dtype=torch.bool, device=every.device)}
         for m, enc in self.encoders.items():
             h[m] = self.proj[m](enc(idx))
-            mask[m] = getattr(self, f"mask_{m}")[idx]
+            mask[m] = getattr(self, f"mask_{m}") if idx is None else take(getattr(self, f"mask_{m}"), idx)
         return h, mask
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """``p_u``: the id embedding plus the projected user features (each where there is one)."""
         if not self.user_features:
             return self.user_emb(users)
-        p = self.user_proj(self.user_x[users]) * self.user_has[users, None]
+        p = self.user_proj(take(self.user_x, users)) * take(self.user_has, users)[:, None]
         return self.user_emb(users) + p if self.user_id_embedding else p
 
     def explain_sources(self) -> list[str]:
@@ -192,7 +195,7 @@ class FusionRec(MultimodalRecommender):
         if not self.encoders:
             q = self.item_emb(items) * gates[:, :1]
         elif self.fusion.needs_all_items:
-            h, mask = self.source_vectors(torch.arange(self.item_emb.num_embeddings, device=items.device))
+            h, mask = self.source_vectors(None)
             q = self.fusion.gated(h, mask, items, gates[:, :n_item])
         else:
             h, mask = self.source_vectors(items)
@@ -200,7 +203,7 @@ class FusionRec(MultimodalRecommender):
         if not self.user_features:
             pu = self.user_emb(users)
         else:
-            pu = gates[:, n_item:] * self.user_proj(self.user_x[users]) * self.user_has[users, None]
+            pu = gates[:, n_item:] * self.user_proj(take(self.user_x, users)) * take(self.user_has, users)[:, None]
             pu = self.user_emb(users) + pu if self.user_id_embedding else pu
         return (pu * q).sum(-1)
 

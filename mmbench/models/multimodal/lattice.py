@@ -15,6 +15,7 @@ from torch import nn
 from mmbench.data.graph import bipartite_graph, sparse_mm, sym_normalise, to_torch
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
+from mmbench.data.tensors import take
 from mmbench.models.multimodal.base import MultimodalRecommender
 
 Edges = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # rows, cols, weights of a sparse (n x n) matrix
@@ -217,7 +218,7 @@ class LATTICE(MultimodalRecommender):
         else:
             graph = self._train_graph
         eu, ei = self.propagate(graph)
-        pu, pi, pj = eu[u], ei[i], ei[j]
+        pu, pi, pj = take(eu, u), take(ei, i), take(ei, j)
         x = (pu * (pi - pj)).sum(-1)
         reg = (pu.pow(2).sum(-1) + pi.pow(2).sum(-1) + pj.pow(2).sum(-1)) / 2
         return (-F.logsigmoid(x) + self.reg_weight * reg).mean()
@@ -233,4 +234,4 @@ class LATTICE(MultimodalRecommender):
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         eu, ei = self.final_embeddings()
-        return eu[users] @ (ei if items is None else ei[items]).T
+        return take(eu, users) @ (ei if items is None else take(ei, items)).T

@@ -22,6 +22,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import RatingSampler
+from mmbench.data.tensors import take
 from mmbench.models.base import Capabilities, Embedding
 from mmbench.models.multimodal.base import MultimodalRecommender
 
@@ -59,7 +60,8 @@ class SeedCNNLSTM(MultimodalRecommender):
 
     def content(self, items: torch.Tensor) -> torch.Tensor:
         """Concatenated modality vectors (a missing modality gives zeros)."""
-        return torch.cat([enc(items) * getattr(self, f"mask_{m}")[items, None] for m, enc in self.encoders.items()], 1)
+        masks = {m: take(getattr(self, f"mask_{m}"), items)[:, None] for m in self.encoders}
+        return torch.cat([enc(items) * masks[m] for m, enc in self.encoders.items()], 1)
 
     def item_terms(self, items: torch.Tensor) -> torch.Tensor:
         """What the model computes per item, ``[len(items), 1]``: the seed's ``Dense(1)`` output."""
@@ -71,8 +73,8 @@ class SeedCNNLSTM(MultimodalRecommender):
         Without gradients: rows of a table of all items, cached until the weights change."""
         if torch.is_grad_enabled():
             distinct, inverse = torch.unique(items, return_inverse=True)
-            return self.item_terms(distinct)[inverse]
-        return self.item_table()[items]
+            return take(self.item_terms(distinct), inverse)
+        return take(self.item_table(), items)
 
     def item_table(self, batch: int = 512) -> torch.Tensor:
         """``item_terms`` of every item; recomputed only when a parameter has changed (or moved)."""

@@ -11,6 +11,7 @@ from torch import nn
 
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
+from mmbench.data.tensors import take
 from mmbench.models.base import Capabilities, Embedding, sparse_adam_args
 from mmbench.models.multimodal.base import MultimodalRecommender
 
@@ -82,7 +83,7 @@ class VBPR(MultimodalRecommender):
         return PairwiseSampler(train, batch_size, seed)
 
     def _item_parts(self, items: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        f = self.content if items is None else self.content[items]
+        f = self.content if items is None else take(self.content, items)
         gi = self.gamma_i.weight if items is None else self.gamma_i(items)
         bi = self.beta_i.weight if items is None else self.beta_i(items)
         return gi, self.E(f), (bi + self.beta_c(f)).squeeze(-1)
@@ -93,7 +94,7 @@ class VBPR(MultimodalRecommender):
         # a batch repeats items: project each distinct item's content once (2 x 2,048 rows of ML-100K hold at most
         # 1,682 items; the projection was most of a step)
         items, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
-        g, e, b = (part[inverse] for part in self._item_parts(items))
+        g, e, b = (take(part, inverse) for part in self._item_parts(items))
         (gi, gj), (ei, ej), (bi, bj) = g.split(len(i)), e.split(len(i)), b.split(len(i))
         x = bi - bj + (gu * (gi - gj)).sum(-1) + (tu * (ei - ej)).sum(-1)
         reg = gu.pow(2).sum(-1) + tu.pow(2).sum(-1) + gi.pow(2).sum(-1) + gj.pow(2).sum(-1)
@@ -111,7 +112,7 @@ class VBPR(MultimodalRecommender):
     def gated_score(self, users: torch.Tensor, items: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
         """Pair scores, the id term times ``gates[:, 0]``, modality ``m``'s content term times its gate."""
         out = gates[:, 0] * (self.beta_i(items).squeeze(-1) + (self.gamma_u(users) * self.gamma_i(items)).sum(-1))
-        f, tu = self.content[items], self.theta_u(users)
+        f, tu = take(self.content, items), self.theta_u(users)
         for k, cols in enumerate(self.blocks, 1):
             fm = f[:, cols]
             term = (tu * (fm @ self.E.weight[:, cols].T)).sum(-1) + fm @ self.beta_c.weight[0, cols]

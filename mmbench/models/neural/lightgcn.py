@@ -11,6 +11,7 @@ from torch import nn
 from mmbench.data.graph import normalized_adjacency, sparse_mm
 from mmbench.data.interactions import Interactions
 from mmbench.data.sampling import PairwiseSampler
+from mmbench.data.tensors import take
 from mmbench.models.base import Embedding, NeuralRecommender
 
 
@@ -86,5 +87,5 @@ class LightGCN(NeuralRecommender):
 
     def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         e = self.final_embeddings()
-        q = e[self.n_users :] if items is None else e[self.n_users + items]
-        return e[users] @ q.T
+        q = e[self.n_users :] if items is None else take(e, self.n_users + items)
+        return take(e, users) @ q.T
