@@ -111,8 +111,8 @@ class BM3(MultimodalRecommender):
         with torch.no_grad():
             tu, ti = F.dropout(hu, self.dropout), F.dropout(hi, self.dropout)
         p = self.predictor
-        hu_b, hi_b, ti_b = take(hu, users), take(hi, items), take(ti, items)
-        loss = _align(p(hu_b), ti_b) + _align(p(hi_b), take(tu, users))
+        ti_b = take(ti, items)  # the batch's item targets, read again by the feature terms below
+        loss = _align(p(take(hu, users)), ti_b) + _align(p(take(hi, items)), take(tu, users))
         loss = loss + self.reg_weight * (hu.norm() + hi.norm()) / self.n_items
         if self.cl_weight and len(self.proj):
             uniq, inverse = torch.unique(items, return_inverse=True)
