@@ -215,6 +215,23 @@ def test_trains_with_missing_modalities_and_scores_subsets(syn, tmp_path, fusion
     assert torch.allclose(m.score(torch.tensor([0, 1]), items), full[:, items], atol=1e-5)
 
 
+@pytest.mark.parametrize("text", ["tfidf", "lstm"])
+def test_the_whole_catalogue_reads_the_tables_uncopied_with_the_values_of_every_item_looked_up(syn, tmp_path, text):
+    """``source_vectors(None)`` (graph fusion, gated scores) skips the lookup of every row: it must give exactly what
+    looking up all items in id order gives, for frozen tables and trainable encoders alike."""
+    enc = TfidfEncoder() if text == "tfidf" else LSTMEncoder(vocab_size=60, embed_dim=8, hidden_dim=8, max_len=8)
+    feats, _, _ = build_features({"image": MultiHotEncoder(), "text": enc}, syn, tmp_path)
+    m = FusionRec(embedding_dim=8, fusion=LateFusion())  # any fusion: graph fusion refuses the trainable LSTM
+    m.set_features(feats)
+    m.build(syn.interactions)
+    whole, whole_mask = m.source_vectors(None)
+    every, every_mask = m.source_vectors(torch.arange(syn.n_items))
+    assert whole.keys() == every.keys() == {"id", "image", "text"}
+    for s in whole:
+        assert torch.equal(whole[s], every[s]) and torch.equal(whole_mask[s], every_mask[s])
+    assert not whole_mask["image"].all()  # the synthetic data's missing posters are masked in both
+
+
 def test_trainable_encoder_is_fine_tuned(syn, tmp_path):
     feats, _, _ = build_features(
         {"text": LSTMEncoder(vocab_size=60, embed_dim=8, hidden_dim=8, max_len=8)}, syn, tmp_path
