@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mmbench.data.interactions import ItemContent
-from mmbench.encoders.base import Encoder
+from mmbench.encoders.base import Encoder, torch_execution
 from mmbench.encoders.cache import cached_extract
 
 
@@ -80,6 +80,10 @@ class AutoencoderEncoder(Encoder):
     def config(self) -> dict[str, Any]:
         """This encoder's arguments and ``base``'s whole configuration (both change the output)."""
         return {**super().config(), "base": self._base.config()}
+
+    def execution(self) -> dict[str, Any]:
+        """The network's training (torch, threads) and ``base``'s extraction."""
+        return {**torch_execution(None), "base": self._base.execution()}
 
     def tags(self) -> dict[str, str]:
         return {"base": type(self._base).__name__, **{f"base.{k}": v for k, v in self._base.tags().items()}}

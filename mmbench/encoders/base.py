@@ -47,6 +47,28 @@ def content_fingerprint(content: ItemContent) -> str:
     return h.hexdigest()
 
 
+def package_versions(*names: str) -> dict[str, str]:
+    """Installed versions of the distributions ``names`` (``absent`` for one not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def torch_execution(batch_size: int | None, *packages: str) -> dict[str, Any]:
+    """How a float32 torch extraction ran, where that can change its last bits: torch's thread count, the batch
+    size (kernels block and sum in another order) and the versions of torch and ``packages``."""
+    spec: dict[str, Any] = {"threads": torch.get_num_threads(), "packages": package_versions("torch", *packages)}
+    if batch_size is not None:
+        spec["batch_size"] = batch_size
+    return spec
+
+
 # tag ``encoder.<modality>.weights`` of a trainable encoder: its weights are learnt in the run, from its training data
 TRAINED = "trained"
 
@@ -67,11 +89,19 @@ class Encoder:
         """Everything that changes the output (goes into the cache key)."""
         return {"class": f"{type(self).__module__}.{type(self).__qualname__}", **self._params()}
 
+    def execution(self) -> dict[str, Any]:
+        """What besides :meth:`config` can change :meth:`extract`'s output, if only in the last bits (see
+        :func:`torch_execution`); in the cache key, so cached features are read back only where they would be
+        computed again bit for bit. Empty for encoders whose output is exact."""
+        return {}
+
     def _params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def cache_key(self, content: ItemContent, fit: np.ndarray | None = None) -> str:
         spec = {"encoder": self.config(), "content": content_fingerprint(content)}
+        if execution := self.execution():
+            spec["execution"] = execution
         if fit is not None:  # the rows the statistics were fitted on (keys of encoders fitted on all rows unchanged)
             spec["fit"] = hashlib.sha256(np.packbits(np.asarray(fit, bool)).tobytes()).hexdigest()
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,7 +1,9 @@
-"""On-disk cache of frozen encoder outputs, keyed by a hash of the encoder config and the content."""
+"""On-disk cache of frozen encoder outputs, keyed by a hash of the encoder config, its execution (package
+versions, threads, batch size) and the content; :func:`features_digest` names the values a run used."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,11 +18,24 @@ from mmbench.encoders.base import Encoder
 log = logging.getLogger(__name__)
 
 
+def features_digest(values: np.ndarray) -> str:
+    """SHA-256 of a feature array's dtype, shape and bytes (tag ``encoder.<modality>.features_sha256``)."""
+    h = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
+    h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()
+
+
 def cached_extract(
-    encoder: Encoder, content: ItemContent, item_ids: np.ndarray, cache_dir: str | Path, fit: np.ndarray | None = None
+    encoder: Encoder,
+    content: ItemContent,
+    item_ids: np.ndarray,
+    cache_dir: str | Path,
+    fit: np.ndarray | None = None,
+    key: str | None = None,
 ) -> np.ndarray:
-    """``encoder.extract`` once per (config, content, fit rows): later calls read ``<cache_dir>/features/<key>.npy``."""
-    key = encoder.cache_key(content, fit)
+    """``encoder.extract`` once per (config, execution, content, fit rows): later calls read
+    ``<cache_dir>/features/<key>.npy``. ``key``: ``encoder.cache_key(content, fit)`` when the caller has it."""
+    key = key or encoder.cache_key(content, fit)
     folder = Path(cache_dir).expanduser() / "features"
     path = folder / f"{key}.npy"
     if path.is_file():
@@ -45,9 +60,11 @@ def cached_extract(
         json.dumps(
             {
                 "encoder": encoder.config(),
+                "execution": encoder.execution(),
                 "modality": content.modality,
                 "entity": content.entity,
                 "shape": list(values.shape),
+                "features_sha256": features_digest(values),
             },
             default=str,
             indent=1,

@@ -12,7 +12,7 @@ import numpy as np
 
 from mmbench.data.interactions import Dataset, Interactions, ItemContent, UserContent
 from mmbench.encoders.base import TRAINED, Encoder, ModalityFeatures
-from mmbench.encoders.cache import cached_extract
+from mmbench.encoders.cache import cached_extract, features_digest
 from mmbench.encoders.precomputed import PrecomputedEncoder
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,11 @@ def _build(
         if enc.trainable:
             feats = ModalityFeatures(modality, mask, encoder=enc, content=content, tags=enc_tags, fit=fit)
         else:
-            values = cached_extract(enc, content, ids, cache_dir, fit)
+            key = enc.cache_key(content, fit)
+            values = cached_extract(enc, content, ids, cache_dir, fit, key)
+            # which extraction the run read: runs of one cache key must agree (mmbench.reporting refuses otherwise)
+            enc_tags[f"{tag}.{modality}.cache_key"] = key
+            enc_tags[f"{tag}.{modality}.features_sha256"] = features_digest(values)
             feats = ModalityFeatures(modality, mask, values=values, tags=enc_tags)
         times[f"time/encode_{side}{modality}_s"] = time.perf_counter() - t
         log.info(

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from mmbench.data.interactions import ItemContent
 from mmbench.data.tensors import take
-from mmbench.encoders.base import Encoder
+from mmbench.encoders.base import Encoder, torch_execution
 from mmbench.encoders.packaged_weights import PACKAGED, load_packaged, sha256_file
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,9 @@ class TimmEncoder(Encoder):
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "weights_sha256": self.weights_sha256(), "preprocessing": self.preprocessing()}
+
+    def execution(self) -> dict[str, Any]:
+        return torch_execution(self._batch_size, "timm", "pillow")
 
     def tags(self) -> dict[str, str]:
         tags = {"weights": self.weights, "model": self.model_name}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from torch import nn
 
 from mmbench.data.interactions import ItemContent
 from mmbench.data.tensors import take
-from mmbench.encoders.base import Encoder, TokenModule
+from mmbench.encoders.base import Encoder, TokenModule, torch_execution
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ class SentenceTransformerEncoder(Encoder):
     ) -> None:
         self.model_name, self.normalize = model_name, normalize
         self._batch_size, self._progress = batch_size, progress
+
+    def execution(self) -> dict[str, Any]:
+        return torch_execution(self._batch_size, "sentence-transformers", "transformers", "tokenizers")
 
     def tags(self) -> dict[str, str]:
         return {"weights": "pretrained", "model": self.model_name, "source": resolve_sentence_model(self.model_name)[1]}

@@ -7,7 +7,8 @@ Rows group runs by tags or params (e.g. ``model``, or ``model fusion modalities`
 row (seeds; of several runs of one row and seed only the latest counts); cost columns (times, parameter counts,
 the seeds) are means, not ranked. Against a named baseline row, a paired test over users on the per-user test
 metrics of the runs' ``metrics/per_user_test.tsv`` artifacts (:mod:`mmbench.reporting.statistics`) marks
-significant differences. Runs of one table on different split fingerprints are refused.
+significant differences. Runs of one table on different split fingerprints are refused, and so are runs whose
+frozen features have one cache key but different values (two extractions of the same configuration).
 """
 
 from __future__ import annotations
@@ -90,6 +91,29 @@ def check_single_split(runs: pd.DataFrame) -> str:
         detail = "; ".join(f"{fp[:16]}: {len(ids)} runs (e.g. {ids[0]})" for fp, ids in fps.items())
         raise TableError(f"runs use {len(fps)} different splits, refusing to compare them in one table: {detail}")
     return str(fps.index[0])
+
+
+def check_features(runs: pd.DataFrame, label: pd.Series) -> None:
+    """Refuse runs that read different frozen features under one cache key (tags ``<encoder>.<modality>.cache_key``
+    and ``.features_sha256``, e.g. a cache filled by another code version); warn where one row's runs read
+    different features (several encoder configurations or executions averaged in one row). Runs without the
+    tags (older stores) are not checked."""
+    for key_col in [c for c in runs.columns if c.startswith("tags.") and c.endswith(".cache_key")]:
+        sha_col = key_col.removesuffix("cache_key") + "features_sha256"
+        if sha_col not in runs.columns:
+            continue
+        have = runs[[key_col, sha_col, "run_id"]].dropna()
+        for key, group in have.groupby(key_col):
+            shas = group.groupby(sha_col)["run_id"].apply(list)
+            if len(shas) > 1:
+                detail = "; ".join(f"{sha[:16]}: {len(ids)} runs (e.g. {ids[0]})" for sha, ids in shas.items())
+                raise TableError(
+                    f"{key_col.removeprefix('tags.')} {key[:16]}: the runs read {len(shas)} different feature "
+                    f"arrays under one cache key, refusing to compare them in one table: {detail}"
+                )
+        rows = have.groupby(label.loc[have.index])[sha_col].nunique()
+        for row in rows[rows > 1].index:
+            log.warning("row %s: its runs read %d different %s", row, rows[row], sha_col.removeprefix("tags."))
 
 
 def latest_per_seed(runs: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
@@ -219,6 +243,7 @@ def build(
     runs = latest_per_seed(runs, label)
     label = label.loc[runs.index]
     fp = check_single_split(runs)
+    check_features(runs, label)
     row_tags = runs[cols].astype(str).set_axis(list(rows), axis=1).groupby(label, sort=False).first()
     row_tags = row_tags.loc[row_order]
     values = [*metrics, *(c for c in costs if c != SEEDS)]

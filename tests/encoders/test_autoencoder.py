@@ -78,6 +78,9 @@ def test_cache_key_holds_the_base_config_and_the_fitted_rows():
     assert key != AutoencoderEncoder(MultiHotEncoder()).cache_key(content, np.arange(120) < 91)
     cfg = AutoencoderEncoder(TfidfEncoder(max_features=7)).config()
     assert cfg["base"]["max_features"] == 7 and cfg["base"]["class"].endswith("TfidfEncoder")
+    # the network trains in float32 torch: its thread count is in the key (and the base's execution, none here)
+    execution = AutoencoderEncoder(MultiHotEncoder()).execution()
+    assert execution["threads"] == torch.get_num_threads() and execution["base"] == {}
 
 
 def test_encoder_stage_fits_on_the_training_items(tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,7 +139,18 @@ def test_cache_key_changes_with_content_and_config(syn):
     img = syn.content["image"]
     enc = TimmEncoder("test_resnet", image_size=16, progress=False)
     key = enc.cache_key(img)
-    assert key == TimmEncoder("test_resnet", image_size=16, progress=False, batch_size=7).cache_key(img)
+    assert key == TimmEncoder("test_resnet", image_size=16, progress=True).cache_key(img)
+    # how it runs can change the last bits: the batch size, torch's threads, the package versions
+    assert key != TimmEncoder("test_resnet", image_size=16, progress=False, batch_size=7).cache_key(img)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert key != enc.cache_key(img)
+    finally:
+        torch.set_num_threads(threads)
+    assert key == enc.cache_key(img)
+    assert enc.execution()["packages"].keys() == {"torch", "timm", "pillow"}
+    assert enc.execution()["packages"]["torch"] == torch.__version__.split("+")[0]
     assert key != TimmEncoder("test_resnet", image_size=16, seed=1).cache_key(img)
     assert key != TimmEncoder("test_resnet", image_size=32).cache_key(img)
     changed = img.values.copy()
@@ -169,6 +183,12 @@ def test_build_features_tags_and_errors(syn, tmp_path):
         tmp_path,
     )
     assert feats["image"].frozen and not feats["text"].frozen
+    # the run names the cache file it read and the array's digest (also in the file's sidecar)
+    key, sha = tags["encoder.image.cache_key"], tags["encoder.image.features_sha256"]
+    assert np.array_equal(np.load(tmp_path / "features" / f"{key}.npy"), feats["image"].values)
+    assert json.loads((tmp_path / "features" / f"{key}.json").read_text())["features_sha256"] == sha
+    assert sha == hashlib.sha256(b"<f4(40, 96)" + feats["image"].values.tobytes()).hexdigest()
+    assert "encoder.text.features_sha256" not in tags  # trained in the run: no frozen array
     assert tags["encoder.image.weights"] == "random" and tags["encoder.text"] == "LSTMEncoder"
     assert tags["encoder.text.weights"] == "trained"  # learnt in the run: the grid's tables keep such runs
     trained = TimmEncoder("test_resnet", image_size=16, progress=False, trainable=True)
@@ -192,7 +212,8 @@ def test_precomputed_user_features_npy_and_parquet(tmp_path, caplog):
     assert f.values.tolist() == [[3, 4], [0, 0], [0, 0], [0, 0], [1, 2]]
     assert f.mask.tolist() == [True, False, False, False, True]  # users without a row are masked, not dropped
     assert "2 of 5 users have features, 3 masked; 1 ids of the file are not in the dataset" in caplog.text
-    assert tags == {"user_encoder.social": "PrecomputedEncoder"}
+    assert tags["user_encoder.social"] == "PrecomputedEncoder"
+    assert tags["user_encoder.social.features_sha256"] == hashlib.sha256(b"<f4(5, 2)" + f.values.tobytes()).hexdigest()
     pd.DataFrame({"user": [3, 1], "emb": [[0.5, 0.5, 1.0], [1.0, 0.0, 2.0]]}).to_parquet(tmp_path / "u.parquet")
     enc = PrecomputedEncoder(str(tmp_path / "u.parquet"), id_column="user", feature_column="emb")
     f = build_user_features({"social": enc}, ds, tmp_path / "cache")[0]["social"]

@@ -86,6 +86,21 @@ def test_mixed_split_fingerprints_are_refused():
         build(runs, ["model"], ["test/ndcg@10"], per_user=per_user)
 
 
+def test_one_cache_key_with_different_features_is_refused(caplog):
+    runs, per_user = runs_and_per_user()
+    key, sha = "tags.encoder.image.cache_key", "tags.encoder.image.features_sha256"
+    runs[key] = ["k" * 64] * 4 + [None]  # the baseline has no image features (no tags): not checked
+    runs[sha] = ["s" * 64] * 4 + [None]
+    build(runs, ["model"], ["test/ndcg@10"], per_user=per_user)  # one key, one array: fine
+    runs.loc[3, sha] = "t" * 64  # b's seed 1 read another extraction under the same key
+    with pytest.raises(TableError, match=r"encoder.image.cache_key kkkk.*2 different feature arrays.*tttt.*: 1 runs"):
+        build(runs, ["model"], ["test/ndcg@10"], per_user=per_user)
+    runs.loc[3, key] = "j" * 64  # another key (e.g. another thread count): allowed, but the row is named
+    build(runs, ["model"], ["test/ndcg@10"], per_user=per_user)
+    assert "row b: its runs read 2 different encoder.image.features_sha256" in caplog.text
+    assert "row a" not in caplog.text
+
+
 def test_unknown_metric_or_row_key_is_named():
     runs, per_user = runs_and_per_user()
     with pytest.raises(TableError, match="test/mrr@10"):
