@@ -256,7 +256,8 @@ def main() -> None:
                 print(f"  protocol check (mmbench's evaluation, MMRec's masking / MMRec's own): {check}", flush=True)
                 print(
                     f"  MMRec {res['version'][:12]} settings: {json.dumps(res['settings'])}; chosen on validation "
-                    f"{res['chosen']} of {len(res['runs'])} combinations",
+                    f"{res['chosen']} of {len(res['runs'])} combinations ({res.get('resumed', 0)} read from an "
+                    "earlier, interrupted run of the job)",
                     flush=True,
                 )
     print(

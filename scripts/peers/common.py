@@ -186,7 +186,7 @@ def evaluate_peer(scores: np.ndarray, split: Split, evaluator: Evaluator) -> Eva
 
 def run_peer(python: str, runner: Path, job: dict, out: Path, timeout: float | None = None) -> dict:
     """Run ``runner`` in the peer environment with ``job`` (written to ``<out>/job.json``), in ``out`` (where the
-    peers write their own logs and checkpoints); its output goes to ``<out>/log.txt``. Returns the runner's
+    peers write their own logs and checkpoints); its output is appended to ``<out>/log.txt``. Returns the runner's
     ``result.json`` plus ``wall_s``, the subprocess's wall time. A relative ``python`` path is taken from the
     caller's folder (the runner runs in ``out``); symbolic links are kept (a venv's python is one)."""
     python = os.path.abspath(python) if os.sep in python else python
@@ -195,7 +195,9 @@ def run_peer(python: str, runner: Path, job: dict, out: Path, timeout: float | N
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     t = time.perf_counter()
-    with (out / "log.txt").open("w") as log:
+    with (out / "log.txt").open("a") as log:  # appended: an interrupted, resumed job keeps its earlier log
+        log.write(f"===== {time.strftime('%Y-%m-%d %H:%M:%S')} {runner.name} {out / 'job.json'}\n")
+        log.flush()
         proc = subprocess.run(
             [python, str(runner), str(out / "job.json")],
             stdout=log,

@@ -15,11 +15,18 @@ which keeps the combination with the best *test* value, the runner keeps the one
 (mmbench's rule: never select on test), and the weights of that combination's best validation epoch (MMRec does not
 restore them). Their full score matrix goes to ``out/scores.npy`` (rows ``users.txt``, columns ``items.txt``: the
 exported ids), with ``result.json`` (MMRec's own numbers for every combination).
+
+A grid can take hours (MMRec's LATTICE: 16 combinations of up to 1,000 epochs), so each finished combination is kept
+in ``out/combos/<key>.json`` (its numbers) and ``<key>.pt`` (its best validation weights), the key hashing the job
+(all but ``out`` and ``grid``), the combination and the exported files' bytes: a job run again in the same ``out``
+trains only the combinations not yet there (every combination starts from ``init_seed``, so the order does not
+matter) and ``result.json`` says how many were ``resumed``.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -30,6 +37,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+def job_digest(job: dict) -> hashlib._Hash:
+    """A running hash of what a combination's result depends on besides its own values: the job (not where it
+    writes, not which grid it runs) and the bytes of the exported interactions and features."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in job.items() if k not in ("out", "grid")}, sort_keys=True).encode())
+    for f in sorted((Path(job["data_path"]) / job["dataset"]).iterdir()):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h
+
+
+def save_atomic(path: Path, write) -> None:
+    """``write(tmp)`` then rename: an interrupted run never leaves half a file under ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def main(job_file: str) -> None:
@@ -101,8 +126,23 @@ def main(job_file: str) -> None:
     if job.get("grid", "full") == "first":  # a plumbing check: the first value of every listed hyperparameter
         values = [v[:1] for v in values]
     combos = list(product(*values))
-    runs, best = [], None
+    done = out / "combos"
+    done.mkdir(parents=True, exist_ok=True)
+    digest = job_digest(job)
+    runs, best, resumed = [], None, 0
     for combo in combos:
+        params = dict(zip(hypers, combo, strict=True))
+        h = digest.copy()
+        h.update(json.dumps(params, sort_keys=True, default=str).encode())
+        key = h.hexdigest()[:20]
+        if (done / f"{key}.json").is_file():  # trained by an earlier, interrupted run of this job
+            run = json.loads((done / f"{key}.json").read_text())
+            runs.append(run)
+            resumed += 1
+            log.info("===== %s = %s: read %s (valid %.4f)", hypers, combo, done / f"{key}.json", run["best_valid"])
+            if best is None or run["best_valid"] > best[0]:
+                best = (run["best_valid"], run, None, done / f"{key}.pt")
+            continue
         for h, v in zip(hypers, combo, strict=True):
             config[h] = v
         init_seed(config["seed"])
@@ -123,9 +163,19 @@ def main(job_file: str) -> None:
         }
         runs.append(run)
         log.info("valid %.4f, %d epochs, %.1f s", best_valid, run["epochs"], fit_s)
+        state = trainer.best_state if trainer.best_state is not None else model.state_dict()
+        save_atomic(done / f"{key}.pt", lambda tmp, state=state: torch.save(state, tmp))
+        save_atomic(done / f"{key}.json", lambda tmp, run=run: tmp.write_text(json.dumps(run, default=str)))
         if best is None or best_valid > best[0]:
             best = (best_valid, run, model, trainer.best_state)
     _, run, model, state = best
+    if model is None:  # the best combination was trained by an earlier run: rebuild it, then load its weights
+        for h, v in run["params"].items():
+            config[h] = v
+        init_seed(config["seed"])
+        train_data.pretrain_setup()
+        model = get_model(config["model"])(config, train_data).to(config["device"])
+        state = torch.load(state, map_location=config["device"], weights_only=False)
     if state is not None:
         model.load_state_dict(state)
     model.eval()
@@ -167,6 +217,7 @@ def main(job_file: str) -> None:
         "epochs": run["epochs"],
         "fit_s": run["fit_s"],  # the chosen combination's fit
         "fit_all_s": sum(r["fit_s"] for r in runs),  # every combination (MMRec's published procedure)
+        "resumed": resumed,  # combinations read from an earlier run of this job (their fit_s are that run's)
         "data_s": data_s,
         "score_s": score_s,
         "runs": runs,
