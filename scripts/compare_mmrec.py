@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -208,6 +209,7 @@ def main() -> None:
     cfg0 = compose([*base, f"seed={run_seeds[0]}", f"model={a.models[0]}"])
     ds, split = mmbench_split(cfg0)
     encoders = {str(m): instantiate(c) for m, c in cfg0.encoders.items()}
+    torch.set_num_threads(int(cfg0.threads))  # as a run extracts: the same cache entry, the features mmbench trains on
     features, _, _ = build_features(encoders, ds, cfg0.paths.cache_dir, split.train)
     name = ds.name
     folder = export_mmrec(ds, split, features, out / "data", name)
