@@ -106,10 +106,12 @@ def check_features(runs: pd.DataFrame, label: pd.Series) -> None:
         for key, group in have.groupby(key_col):
             shas = group.groupby(sha_col)["run_id"].apply(list)
             if len(shas) > 1:
-                detail = "; ".join(f"{sha[:16]}: {len(ids)} runs (e.g. {ids[0]})" for sha, ids in shas.items())
+                detail = "; ".join(f"{sha}: {len(ids)} runs (e.g. {ids[0]})" for sha, ids in shas.items())
+                tag = sha_col.removeprefix("tags.")
                 raise TableError(
                     f"{key_col.removeprefix('tags.')} {key[:16]}: the runs read {len(shas)} different feature "
-                    f"arrays under one cache key, refusing to compare them in one table: {detail}"
+                    f"arrays under one cache key (another machine or an edited cache), refusing to compare them in "
+                    f"one table: {detail}; keep one with --filter \"tags.`{tag}` = '<digest>'\" or re-run the others"
                 )
         rows = have.groupby(label.loc[have.index])[sha_col].nunique()
         for row in rows[rows > 1].index:
