@@ -151,6 +151,24 @@ def _built(node: Any) -> Any:
     return instantiate(node) if isinstance(node, (DictConfig, dict)) else node
 
 
+def stale_claim(claim: dict[str, Any]) -> bool:
+    """Whether a ``running`` final-retraining claim belongs to a process of this host that no longer exists: a
+    worker killed mid-retraining (a SIGKILL, the end of a session) never writes ``failed``, and its claim would
+    otherwise keep every later worker from retraining the best. Claims of other hosts are left alone."""
+    if claim.get("status") != "running":
+        return False
+    host, _, pid = str(claim.get("worker", "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 class StudyLock:
     """Serialises the steps of a shared study that must not interleave between workers: creating the study (and
     Optuna's tables), asking trials within the budget, claiming the final retraining. PostgreSQL and MySQL: a database
@@ -503,10 +521,12 @@ class OptunaSweeper(Sweeper):
 
     def _claim(self, study: Any, key: str) -> bool:
         """Claim the final retraining of this budget for this worker (under the study lock): only when no worker
-        claimed it yet, or its retraining failed."""
+        claimed it yet, its retraining failed, or it was killed while retraining (:func:`stale_claim`)."""
         claim = study.user_attrs.get(key)
         if claim and claim.get("status") != "failed":
-            return False
+            if not stale_claim(claim):
+                return False
+            log.warning("study %s: worker %s died retraining the best; retraining it again", self.study_name, claim)
         study.set_user_attr(key, {"worker": self.worker, "status": "running"})
         return True
 

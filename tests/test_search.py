@@ -190,6 +190,23 @@ def test_the_budget_counts_finished_trials_except_those_run_again():
     assert budget(trials) == (2, 2)  # 0 and 2 count; 1 and 3 were run again; 4 and 5 run
 
 
+def test_a_final_retraining_claim_of_a_killed_worker_is_stale():
+    """A worker killed while retraining the best (e.g. at the end of a session) leaves a ``running`` claim; a later
+    worker on the same host retrains instead of waiting for it forever. Live or foreign claims stand."""
+    import socket
+
+    from mmbench.search import stale_claim
+
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its pid names no process now
+    assert stale_claim({"worker": f"{host}:{dead.pid}", "status": "running"})
+    assert not stale_claim({"worker": f"{host}:{os.getpid()}", "status": "running"})  # alive
+    assert not stale_claim({"worker": f"{host}:{dead.pid}", "status": "done"})
+    assert not stale_claim({"worker": f"{host}:{dead.pid}", "status": "failed"})  # reclaimed anyway, not as stale
+    assert not stale_claim({"worker": f"another-{host}:{dead.pid}", "status": "running"})  # cannot tell: stands
+
+
 def test_shared_study_settings_are_checked(tmp_path):
     from mmbench.search import OptunaSweeper, SearchError, StudyLock
 
