@@ -198,6 +198,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="cap both sides' epochs (a plumbing check, not a result)")
     ap.add_argument("--grid", default="full", choices=["full", "first"], help="MMRec's grid: all, or first values")
     ap.add_argument("--override", nargs="*", default=[], help="extra mmbench overrides")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="MMRec: keep the grid combinations an interrupted run of the same job finished (default: train all)",
+    )
     a = ap.parse_args()
     check_models(a.models, a.profiles)
     out = Path(a.out).resolve()
@@ -240,6 +245,7 @@ def main() -> None:
                     "model": PEER_CLASS[m],
                     "config": conf,
                     "grid": a.grid,
+                    "resume": a.resume,
                     "threads": 1,
                     "out": str(out / "runs" / (f"{m}-{profile}" + ("" if a.seeds is None else f"-seed{seed}"))),
                 }

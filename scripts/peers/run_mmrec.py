@@ -7,7 +7,8 @@ JOB.json: ``mmrec`` (MMRec's checkout: its ``src/`` is imported and is the worki
 ``main.py`` expects), ``data_path`` (the folder holding ``<dataset>/<dataset>.inter`` and its ``*_feat.npy``),
 ``dataset``, ``model`` (MMRec's name, e.g. FREEDOM), ``config`` (settings over MMRec's overall.yaml and
 ``configs/model/<model>.yaml``; {} = its published defaults), ``threads``, ``out``, and optionally ``grid``:
-``full`` (default) or ``first`` (only the first value of each listed hyperparameter: a plumbing check).
+``full`` (default) or ``first`` (only the first value of each listed hyperparameter: a plumbing check), and
+``resume`` (below).
 
 As MMRec's ``quick_start``: every combination of the values listed under ``hyper_parameters`` is trained with
 MMRec's own Trainer (its early stopping on ``valid_metric``, its per-epoch test evaluation). Unlike ``quick_start``,
@@ -18,9 +19,10 @@ exported ids), with ``result.json`` (MMRec's own numbers for every combination).
 
 A grid can take hours (MMRec's LATTICE: 16 combinations of up to 1,000 epochs), so each finished combination is kept
 in ``out/combos/<key>.json`` (its numbers) and ``<key>.pt`` (its best validation weights), the key hashing the job
-(all but ``out`` and ``grid``), the combination and the exported files' bytes: a job run again in the same ``out``
-trains only the combinations not yet there (every combination starts from ``init_seed``, so the order does not
-matter) and ``result.json`` says how many were ``resumed``.
+(all but ``out``, ``grid`` and ``resume``), the combination and the exported files' bytes: a job with ``resume``
+true trains only the combinations not yet there (every combination starts from ``init_seed``, so the order does not
+matter) and ``result.json`` says how many were ``resumed``; without it the kept combinations are deleted first, so
+a re-run measures every combination again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from itertools import product
@@ -41,8 +44,9 @@ import torch
 
 def job_digest(job: dict) -> hashlib._Hash:
     """A running hash of what a combination's result depends on besides its own values: the job (not where it
-    writes, not which grid it runs) and the bytes of the exported interactions and features."""
-    h = hashlib.sha256(json.dumps({k: v for k, v in job.items() if k not in ("out", "grid")}, sort_keys=True).encode())
+    writes, which grid it runs or whether it resumes) and the bytes of the exported interactions and features."""
+    same = {k: v for k, v in job.items() if k not in ("out", "grid", "resume")}
+    h = hashlib.sha256(json.dumps(same, sort_keys=True).encode())
     for f in sorted((Path(job["data_path"]) / job["dataset"]).iterdir()):
         if f.is_file():
             h.update(f.name.encode())
@@ -127,6 +131,8 @@ def main(job_file: str) -> None:
         values = [v[:1] for v in values]
     combos = list(product(*values))
     done = out / "combos"
+    if not job.get("resume", False):
+        shutil.rmtree(done, ignore_errors=True)
     done.mkdir(parents=True, exist_ok=True)
     digest = job_digest(job)
     runs, best, resumed = [], None, 0
