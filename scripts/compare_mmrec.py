@@ -30,7 +30,6 @@ mean and standard deviation over the seeds, so that a difference can be set agai
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -46,18 +45,20 @@ sys.path.insert(0, str(ROOT))
 from mmbench.config import compose  # noqa: E402
 from mmbench.encoders.features import build_features  # noqa: E402
 from scripts.peers.common import (  # noqa: E402
-    SUMMARY_COLUMNS,
+    PEER_COLUMNS,
     PeerScores,
     check_peer_models,
     evaluate_peer,
     export_mmrec,
     import_scores,
     metrics,
+    mmbench_overrides,
     mmbench_row,
     mmbench_split,
+    peer_arguments,
+    print_results,
     run_mmbench,
     run_peer,
-    seed_summary,
     table,
 )
 
@@ -185,19 +186,15 @@ def check_models(models: list[str], profiles: list[str]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--peer-python", required=True, help="the peers' environment's python (scripts/peers/setup.sh)")
+    ap = peer_arguments(
+        __doc__.split("\n")[0],
+        MODELS,
+        "mm_ml100k",
+        "splits/peers_mmrec",
+        seed_help="mmbench's seed; MMRec keeps its configs' seed",
+    )
     ap.add_argument("--mmrec", required=True, help="MMRec's checkout (scripts/peers/setup.sh: <dir>/MMRec)")
-    ap.add_argument("--experiment", default="mm_ml100k", help="the mmbench experiment whose split and eval are used")
-    ap.add_argument("--models", nargs="+", default=MODELS)
-    ap.add_argument("--profiles", nargs="+", default=["defaults", "mmbench"], choices=["defaults", "mmbench"])
-    ap.add_argument("--out", default="splits/peers_mmrec", help="exported split and peer outputs (not committed)")
-    seeds = ap.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, default=0, help="mmbench's seed; MMRec keeps its configs' seed")
-    seeds.add_argument("--seeds", type=int, nargs="+", help="run both sides with each seed; add mean ± sd over them")
-    ap.add_argument("--epochs", type=int, default=None, help="cap both sides' epochs (a plumbing check, not a result)")
     ap.add_argument("--grid", default="full", choices=["full", "first"], help="MMRec's grid: all, or first values")
-    ap.add_argument("--override", nargs="*", default=[], help="extra mmbench overrides")
     ap.add_argument(
         "--resume",
         action="store_true",
@@ -206,10 +203,7 @@ def main() -> None:
     a = ap.parse_args()
     check_models(a.models, a.profiles)
     out = Path(a.out).resolve()
-    base = [f"experiment={a.experiment}", "logger=none", "threads=1", "eval.progress=false"]
-    base += ["trainer.enable_progress_bar=false", *a.override]
-    if a.epochs is not None:
-        base.append(f"trainer.max_epochs={a.epochs}")
+    base = mmbench_overrides(a)
     run_seeds = a.seeds or [a.seed]
     cfg0 = compose([*base, f"seed={run_seeds[0]}", f"model={a.models[0]}"])
     ds, split = mmbench_split(cfg0)
@@ -268,32 +262,14 @@ def main() -> None:
                     "earlier, interrupted run of the job)",
                     flush=True,
                 )
-    print(
-        f"\nsplit {split.fingerprint}; every metric by mmbench's evaluator; peer's own NDCG@20 = MMRec's evaluation "
+    header = (
+        f"split {split.fingerprint}; every metric by mmbench's evaluator; peer's own NDCG@20 = MMRec's evaluation "
         "(validation items left in its test ranking)"
     )
-    print(table(rows, COLUMNS))
-    if a.seeds is not None:
-        print(f"\nmean ± sd over seeds {' '.join(map(str, a.seeds))} (times: medians)")
-        print(table(seed_summary(rows), SUMMARY_COLUMNS))
+    print_results(rows, COLUMNS, header, a.seeds)
 
 
-COLUMNS = [
-    ("model", "model"),
-    ("side", "side"),
-    ("settings", "settings"),
-    ("seed", "seed"),
-    ("ndcg@20", "NDCG@20"),
-    ("recall@20", "Recall@20"),
-    ("ndcg@10", "NDCG@10"),
-    ("recall@10", "Recall@10"),
-    ("peer_ndcg@20", "peer's own NDCG@20"),
-    ("n_users", "test users"),
-    ("epochs", "epochs"),
-    ("fit_s", "fit s"),
-    ("fit_all_s", "fit s, whole grid"),
-    ("wall_s", "wall s"),
-]
+COLUMNS = [*PEER_COLUMNS[:-1], ("fit_all_s", "fit s, whole grid"), PEER_COLUMNS[-1]]
 
 
 if __name__ == "__main__":

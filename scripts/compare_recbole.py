@@ -22,7 +22,6 @@ same items; only its tie order differs). Times: mmbench's fit (``time/fit_s``) a
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -35,17 +34,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from mmbench.config import compose  # noqa: E402
 from scripts.peers.common import (  # noqa: E402
-    SUMMARY_COLUMNS,
+    PEER_COLUMNS,
     check_peer_models,
     evaluate_peer,
     export_recbole,
     import_scores,
     metrics,
+    mmbench_overrides,
     mmbench_row,
     mmbench_split,
+    peer_arguments,
+    print_results,
     run_mmbench,
     run_peer,
-    seed_summary,
     table,
 )
 
@@ -149,24 +150,13 @@ def check_models(models: list[str], profiles: list[str]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--peer-python", required=True, help="the peers' environment's python (scripts/peers/setup.sh)")
-    ap.add_argument("--experiment", default="topn_ml100k", help="the mmbench experiment whose split and eval are used")
-    ap.add_argument("--models", nargs="+", default=MODELS)
-    ap.add_argument("--profiles", nargs="+", default=["defaults", "mmbench"], choices=["defaults", "mmbench"])
-    ap.add_argument("--out", default="splits/peers_recbole", help="exported split and peer outputs (not committed)")
-    seeds = ap.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, default=0, help="both sides' seed")
-    seeds.add_argument("--seeds", type=int, nargs="+", help="run both sides with each seed; add mean ± sd over them")
-    ap.add_argument("--epochs", type=int, default=None, help="cap both sides' epochs (a plumbing check, not a result)")
-    ap.add_argument("--override", nargs="*", default=[], help="extra mmbench overrides, e.g. dataset=ml100k_mm")
+    ap = peer_arguments(
+        __doc__.split("\n")[0], MODELS, "topn_ml100k", "splits/peers_recbole", seed_help="both sides' seed"
+    )
     a = ap.parse_args()
     check_models(a.models, a.profiles)
     out = Path(a.out).resolve()
-    base = [f"experiment={a.experiment}", "logger=none", "threads=1", "eval.progress=false"]
-    base += ["trainer.enable_progress_bar=false", *a.override]
-    if a.epochs is not None:
-        base.append(f"trainer.max_epochs={a.epochs}")
+    base = mmbench_overrides(a)
     run_seeds = a.seeds or [a.seed]
     cfg0 = compose([*base, f"seed={run_seeds[0]}", f"model={a.models[0]}"])
     ds, split = mmbench_split(cfg0)
@@ -184,7 +174,7 @@ def main() -> None:
         for seed in run_seeds:
             cfg = compose([*base, f"seed={seed}", f"model={m}"])
             rows.append(mmbench_row(run_mmbench(cfg), m, seed, split))
-            print(table(rows[-1:], COLUMNS), flush=True)
+            print(table(rows[-1:], PEER_COLUMNS), flush=True)
             for profile in a.profiles:
                 conf = {} if profile == "defaults" else SAME[m](cfg)
                 if a.epochs is not None:
@@ -205,7 +195,8 @@ def main() -> None:
                 row |= metrics(ev_res.means, "")
                 row |= {"n_users": ev_res.n_users, "peer_ndcg@20": res["test"].get("ndcg@20"), "epochs": res["epochs"]}
                 rows.append(row | {"fit_s": res["fit_s"], "wall_s": res["wall_s"]})
-                print(table(rows[-1:], COLUMNS), f"\n  RecBole settings: {json.dumps(res['settings'])}", flush=True)
+                print(table(rows[-1:], PEER_COLUMNS), flush=True)
+                print(f"  RecBole settings: {json.dumps(res['settings'])}", flush=True)
                 print(
                     "  protocol check (mmbench's evaluation of RecBole's scores / RecBole's own): "
                     + ", ".join(
@@ -213,28 +204,8 @@ def main() -> None:
                     ),
                     flush=True,
                 )
-    print(f"\nsplit {split.fingerprint}; every metric by mmbench's evaluator; peer_ndcg@20 = RecBole's own evaluation")
-    print(table(rows, COLUMNS))
-    if a.seeds is not None:
-        print(f"\nmean ± sd over seeds {' '.join(map(str, a.seeds))} (times: medians)")
-        print(table(seed_summary(rows), SUMMARY_COLUMNS))
-
-
-COLUMNS = [
-    ("model", "model"),
-    ("side", "side"),
-    ("settings", "settings"),
-    ("seed", "seed"),
-    ("ndcg@20", "NDCG@20"),
-    ("recall@20", "Recall@20"),
-    ("ndcg@10", "NDCG@10"),
-    ("recall@10", "Recall@10"),
-    ("peer_ndcg@20", "peer's own NDCG@20"),
-    ("n_users", "test users"),
-    ("epochs", "epochs"),
-    ("fit_s", "fit s"),
-    ("wall_s", "wall s"),
-]
+    header = f"split {split.fingerprint}; every metric by mmbench's evaluator; peer_ndcg@20 = RecBole's own evaluation"
+    print_results(rows, PEER_COLUMNS, header, a.seeds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mmbench.config import compose
+from tests.helpers import oracle_peer
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_mmrec.py"
 
@@ -90,3 +91,9 @@ def test_models_it_cannot_run_fail_before_any_work(script, tmp_path, monkeypatch
     script.check_models(["bm3"], ["defaults"])  # MMRec's defaults need no translation
     with pytest.raises(SystemExit, match="no translation of mmbench's hyperparameters to MMRec's yet"):
         script.check_models(["bm3"], ["defaults", "mmbench"])
+
+
+def test_main_ranks_the_peers_scores_with_mmbenchs_evaluator(script, tmp_path, monkeypatch, capsys):
+    jobs = oracle_peer.compare(script, ["--mmrec", "/nonexistent/MMRec"], tmp_path, monkeypatch, capsys, "MMRec")
+    assert [job["config"]["seed"] for job in jobs] == [0, 1]  # --seeds: MMRec's configs' seed replaced
+    assert all(job["config"]["epochs"] == 1 and job["model"] == "BPR" for job in jobs)

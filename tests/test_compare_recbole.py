@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mmbench.config import compose
+from tests.helpers import oracle_peer
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_recbole.py"
 
@@ -88,3 +89,9 @@ def test_models_it_cannot_run_fail_before_any_work(script, tmp_path, monkeypatch
     script.check_models(["multivae"], ["defaults"])  # RecBole's defaults need no translation
     with pytest.raises(SystemExit, match="no translation of mmbench's hyperparameters to RecBole's yet"):
         script.check_models(["multivae"], ["mmbench"])
+
+
+def test_main_ranks_the_peers_scores_with_mmbenchs_evaluator(script, tmp_path, monkeypatch, capsys):
+    jobs = oracle_peer.compare(script, [], tmp_path, monkeypatch, capsys, "RecBole oracle")
+    assert [job["seed"] for job in jobs] == [0, 1]
+    assert all(job["config"]["epochs"] == 1 and job["model"] == "BPR" for job in jobs)

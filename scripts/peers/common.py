@@ -12,6 +12,7 @@ evaluator. The peer output a runner writes in ``<out>``:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -51,6 +52,41 @@ def check_peer_models(
             raise SystemExit(f"--models {m}: mmbench has no conf/model/{m}.yaml yet")
         if "mmbench" in profiles and m not in same:
             raise SystemExit(f"--models {m}: no translation of mmbench's hyperparameters to {peer}'s yet (SAME)")
+
+
+def peer_arguments(
+    description: str, models: list[str], experiment: str, out: str, seed_help: str
+) -> argparse.ArgumentParser:
+    """The arguments every peer comparison takes (a comparison adds its peer's own)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--peer-python", required=True, help="the peers' environment's python (scripts/peers/setup.sh)")
+    ap.add_argument("--experiment", default=experiment, help="the mmbench experiment whose split and eval are used")
+    ap.add_argument("--models", nargs="+", default=models)
+    ap.add_argument("--profiles", nargs="+", default=["defaults", "mmbench"], choices=["defaults", "mmbench"])
+    ap.add_argument("--out", default=out, help="exported split and peer outputs (not committed)")
+    seeds = ap.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help=seed_help)
+    seeds.add_argument("--seeds", type=int, nargs="+", help="run both sides with each seed; add mean ± sd over them")
+    ap.add_argument("--epochs", type=int, default=None, help="cap both sides' epochs (a plumbing check, not a result)")
+    ap.add_argument("--override", nargs="*", default=[], help="extra mmbench overrides, e.g. dataset=ml100k_mm")
+    return ap
+
+
+def mmbench_overrides(a: argparse.Namespace) -> list[str]:
+    """The overrides of every mmbench run of a comparison (model and seed are added per run): one torch thread, no
+    logger or progress bars, ``--override``, and ``--epochs``."""
+    base = [f"experiment={a.experiment}", "logger=none", "threads=1", "eval.progress=false"]
+    base += ["trainer.enable_progress_bar=false", *a.override]
+    return base if a.epochs is None else [*base, f"trainer.max_epochs={a.epochs}"]
+
+
+def print_results(rows: list[dict], columns: list[tuple[str, str]], header: str, seeds: list[int] | None) -> None:
+    """The comparison's whole table under ``header`` and, with ``--seeds``, its per-seed summary."""
+    print(f"\n{header}")
+    print(table(rows, columns))
+    if seeds is not None:
+        print(f"\nmean ± sd over seeds {' '.join(map(str, seeds))} (times: medians)")
+        print(table(seed_summary(rows), SUMMARY_COLUMNS))
 
 
 def mmbench_split(cfg: DictConfig) -> tuple[Dataset, Split]:
@@ -258,6 +294,23 @@ def seed_summary(rows: list[dict]) -> list[dict]:
         out.append(s)
     return out
 
+
+# a comparison table's columns (compare_mmrec.py adds MMRec's whole-grid fit time)
+PEER_COLUMNS = [
+    ("model", "model"),
+    ("side", "side"),
+    ("settings", "settings"),
+    ("seed", "seed"),
+    ("ndcg@20", "NDCG@20"),
+    ("recall@20", "Recall@20"),
+    ("ndcg@10", "NDCG@10"),
+    ("recall@10", "Recall@10"),
+    ("peer_ndcg@20", "peer's own NDCG@20"),
+    ("n_users", "test users"),
+    ("epochs", "epochs"),
+    ("fit_s", "fit s"),
+    ("wall_s", "wall s"),
+]
 
 # the columns of :func:`seed_summary`'s rows
 SUMMARY_COLUMNS = [
