@@ -51,8 +51,8 @@ def main(job_file: str) -> None:
 
 
 def printed_table(text: str, header: str) -> list[dict[str, str]]:
-    """The rows of the markdown table printed right after the line that starts with ``header``, by column name."""
-    lines = text[text.index("\n" + header) + 1 :].splitlines()[1:]
+    """The rows of the markdown table printed right after the line that contains ``header``, by column name."""
+    lines = text[text.index(header) :].splitlines()[1:]
     names = [c.strip() for c in lines[0].strip("|").split("|")]
     rows = []
     for line in lines[2:]:
@@ -74,7 +74,7 @@ def compare(script: Any, extra: list[str], tmp: Path, monkeypatch: Any, capsys: 
     monkeypatch.setattr(sys, "argv", ["compare", *argv])
     script.main()
     text = capsys.readouterr().out
-    rows = printed_table(text, "split ")
+    rows = printed_table(text, "; every metric by mmbench's evaluator")  # the final table's header
     assert [(r["side"], r["seed"]) for r in rows] == [("mmbench", "0"), (side, "0"), ("mmbench", "1"), (side, "1")]
     for mm, peer in (rows[:2], rows[2:]):
         assert (peer["NDCG@20"], peer["Recall@20"], peer["NDCG@10"]) == ("1.0000", "1.0000", "1.0000")
