@@ -31,6 +31,8 @@ mean and standard deviation over the seeds, so that a difference can be set agai
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +58,8 @@ from scripts.peers.common import (  # noqa: E402
     mmbench_row,
     mmbench_split,
     peer_arguments,
+    peer_env,
+    peer_python,
     print_results,
     run_mmbench,
     run_peer,
@@ -180,6 +184,44 @@ SAME: dict[str, Callable[[DictConfig], dict]] = {
 MODELS = list(SAME)
 
 
+def start_grid_helpers(python: str, job: dict, n: int) -> list[tuple[subprocess.Popen, Path]]:
+    """Start ``n`` runners beside ``job``'s own that train its grid's combinations and stop (``train_only``); all of
+    them claim combinations (``share``, scripts/peers/run_mmrec.py). A job that does not resume has its kept
+    combinations deleted here first, before any runner starts, and every runner then keeps what the others finish.
+    Each helper logs to ``<out>/helper-<k>.log``."""
+    if n == 0:
+        return []
+    out = Path(job["out"])
+    if not job["resume"]:
+        shutil.rmtree(out / "combos", ignore_errors=True)
+    job |= {"share": True, "resume": True}
+    out.mkdir(parents=True, exist_ok=True)
+    helpers = []
+    for k in range(1, n + 1):
+        (out / f"job-helper-{k}.json").write_text(json.dumps(job | {"train_only": True}, indent=1))
+        with (out / f"helper-{k}.log").open("a") as log:
+            proc = subprocess.Popen(
+                [peer_python(python), str(RUNNER), str(out / f"job-helper-{k}.json")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=peer_env(),
+                cwd=out,
+            )
+        helpers.append((proc, out / f"helper-{k}.log"))
+    return helpers
+
+
+def finish_grid_helpers(helpers: list[tuple[subprocess.Popen, Path]], stop: bool = False) -> None:
+    """Wait for the helpers (the main runner has read every combination, so they are done or finishing), or, with
+    ``stop`` (the main runner failed), stop them first. A helper that failed fails the comparison with its log's end."""
+    for proc, log in helpers:
+        if stop:
+            proc.terminate()
+        if proc.wait() != 0 and not stop:
+            tail = "\n".join(log.read_text().splitlines()[-25:])
+            raise RuntimeError(f"grid helper failed (exit {proc.returncode}); the end of {log}:\n{tail}")
+
+
 def check_models(models: list[str], profiles: list[str]) -> None:
     """Fail before any work on a model mmbench or this script cannot run yet."""
     check_peer_models(models, profiles, "MMRec", PEER_CLASS, SAME, ROOT)
@@ -196,11 +238,19 @@ def main() -> None:
     ap.add_argument("--mmrec", required=True, help="MMRec's checkout (scripts/peers/setup.sh: <dir>/MMRec)")
     ap.add_argument("--grid", default="full", choices=["full", "first"], help="MMRec's grid: all, or first values")
     ap.add_argument(
+        "--grid-workers",
+        type=int,
+        default=1,
+        help="MMRec: runners that split a grid's combinations (one thread each; default 1: one after the other)",
+    )
+    ap.add_argument(
         "--resume",
         action="store_true",
         help="MMRec: keep the grid combinations an interrupted run of the same job finished (default: train all)",
     )
     a = ap.parse_args()
+    if a.grid_workers < 1:
+        ap.error(f"--grid-workers {a.grid_workers}: at least 1")
     check_models(a.models, a.profiles)
     out = Path(a.out).resolve()
     base = mmbench_overrides(a)
@@ -243,7 +293,13 @@ def main() -> None:
                     "threads": 1,
                     "out": str(out / "runs" / (f"{m}-{profile}" + ("" if a.seeds is None else f"-seed{seed}"))),
                 }
-                res = run_peer(a.peer_python, RUNNER, job, Path(job["out"]))
+                helpers = start_grid_helpers(a.peer_python, job, a.grid_workers - 1)
+                try:
+                    res = run_peer(a.peer_python, RUNNER, job, Path(job["out"]))
+                except BaseException:
+                    finish_grid_helpers(helpers, stop=True)
+                    raise
+                finish_grid_helpers(helpers)
                 # MMRec's ids are mmbench's contiguous ids (export_mmrec writes them so)
                 ids = np.arange(len(ds.user_ids)), np.arange(len(ds.item_ids))
                 scores = import_scores(Path(job["out"]), *ids)
@@ -259,7 +315,7 @@ def main() -> None:
                 print(
                     f"  MMRec {res['version'][:12]} settings: {json.dumps(res['settings'])}; chosen on validation "
                     f"{res['chosen']} of {len(res['runs'])} combinations ({res.get('resumed', 0)} read from an "
-                    "earlier, interrupted run of the job)",
+                    f"earlier, interrupted run of the job, {res.get('shared', 0)} trained by other grid workers)",
                     flush=True,
                 )
     header = (

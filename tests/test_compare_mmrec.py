@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,36 @@ def test_main_ranks_the_peers_scores_with_mmbenchs_evaluator(script, tmp_path, m
     jobs = oracle_peer.compare(script, ["--mmrec", "/nonexistent/MMRec"], tmp_path, monkeypatch, capsys, "MMRec")
     assert [job["config"]["seed"] for job in jobs] == [0, 1]  # --seeds: MMRec's configs' seed replaced
     assert all(job["config"]["epochs"] == 1 and job["model"] == "BPR" for job in jobs)
+
+
+def test_grid_workers_start_helpers_that_share_the_grid(script, tmp_path, monkeypatch, capsys):
+    extra = ["--mmrec", "/nonexistent/MMRec", "--grid-workers", "2"]
+    jobs = oracle_peer.compare(script, extra, tmp_path, monkeypatch, capsys, "MMRec")
+    for seed, job in zip((0, 1), jobs, strict=True):
+        out = tmp_path / "out" / "runs" / f"bpr-mmbench-seed{seed}"
+        helper = json.loads((out / "job-helper-1.json").read_text())
+        assert job["share"] and job["resume"] and "train_only" not in job  # the runner that chooses and scores
+        assert helper == job | {"train_only": True}
+        assert (out / "helper-job-helper-1.done").read_text() == str(out / "job-helper-1.json")  # it ran, and stopped
+        assert (out / "helper-1.log").exists() and not (out / "job-helper-2.json").exists()
+
+
+def test_a_failed_grid_helper_fails_the_comparison_with_its_log(script, tmp_path, monkeypatch):
+    failing = tmp_path / "failing_runner.py"
+    failing.write_text("import sys\nprint('helper: out of memory')\nsys.exit(3)\n")
+    monkeypatch.setattr(script, "RUNNER", failing)
+    (tmp_path / "out" / "combos").mkdir(parents=True)
+    (tmp_path / "out" / "combos" / "old.json").write_text("{}")  # a job that does not resume starts afresh
+    job = {"out": str(tmp_path / "out"), "resume": False}
+    helpers = script.start_grid_helpers(sys.executable, job, 1)
+    assert job["share"] and job["resume"] and not (tmp_path / "out" / "combos").exists()
+    with pytest.raises(RuntimeError, match=r"grid helper failed \(exit 3\)(.|\n)*helper: out of memory"):
+        script.finish_grid_helpers(helpers)
+    assert script.start_grid_helpers(sys.executable, job, 0) == []
+
+
+def test_grid_workers_below_one_fail_before_any_work(script, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["compare", "--peer-python", "p", "--mmrec", "m", "--grid-workers", "0"])
+    with pytest.raises(SystemExit):
+        script.main()
+    assert "--grid-workers 0: at least 1" in capsys.readouterr().err

@@ -220,16 +220,27 @@ def evaluate_peer(scores: np.ndarray, split: Split, evaluator: Evaluator) -> Eva
     return evaluator.evaluate(PeerScores(scores), split.test, [split.train, split.val])
 
 
+def peer_python(python: str) -> str:
+    """The peer environment's python as a path that holds from any working directory (a relative path is taken from
+    the caller's; symbolic links are kept: a venv's python is one)."""
+    return os.path.abspath(python) if os.sep in python else python
+
+
+def peer_env() -> dict[str, str]:
+    """The environment a peer runner gets: this one without mmbench's venv and path, one thread for OpenMP / MKL."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return env | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def run_peer(python: str, runner: Path, job: dict, out: Path, timeout: float | None = None) -> dict:
     """Run ``runner`` in the peer environment with ``job`` (written to ``<out>/job.json``), in ``out`` (where the
     peers write their own logs and checkpoints); its output is appended to ``<out>/log.txt``. Returns the runner's
     ``result.json`` plus ``wall_s``, the subprocess's wall time. A relative ``python`` path is taken from the
     caller's folder (the runner runs in ``out``); symbolic links are kept (a venv's python is one)."""
-    python = os.path.abspath(python) if os.sep in python else python
+    python = peer_python(python)
     out.mkdir(parents=True, exist_ok=True)
     (out / "job.json").write_text(json.dumps(job, indent=1))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = peer_env()
     t = time.perf_counter()
     with (out / "log.txt").open("a") as log:  # appended: an interrupted, resumed job keeps its earlier log
         log.write(f"===== {time.strftime('%Y-%m-%d %H:%M:%S')} {runner.name} {out / 'job.json'}\n")

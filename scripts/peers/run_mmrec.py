@@ -7,8 +7,8 @@ JOB.json: ``mmrec`` (MMRec's checkout: its ``src/`` is imported and is the worki
 ``main.py`` expects), ``data_path`` (the folder holding ``<dataset>/<dataset>.inter`` and its ``*_feat.npy``),
 ``dataset``, ``model`` (MMRec's name, e.g. FREEDOM), ``config`` (settings over MMRec's overall.yaml and
 ``configs/model/<model>.yaml``; {} = its published defaults), ``threads``, ``out``, and optionally ``grid``:
-``full`` (default) or ``first`` (only the first value of each listed hyperparameter: a plumbing check), and
-``resume`` (below).
+``full`` (default) or ``first`` (only the first value of each listed hyperparameter: a plumbing check),
+``resume``, ``share`` and ``train_only`` (below).
 
 As MMRec's ``quick_start``: every combination of the values listed under ``hyper_parameters`` is trained with
 MMRec's own Trainer (its early stopping on ``valid_metric``, its per-epoch test evaluation). Unlike ``quick_start``,
@@ -23,6 +23,12 @@ in ``out/combos/<key>.json`` (its numbers) and ``<key>.pt`` (its best validation
 true trains only the combinations not yet there (every combination starts from ``init_seed``, so the order does not
 matter) and ``result.json`` says how many were ``resumed``; without it the kept combinations are deleted first, so
 a re-run measures every combination again.
+
+Several runners of one job (same ``out``, ``share`` true, on one machine) split its grid: each claims a combination
+before training it (``<key>.claim``, created exclusively, holding its pid), skips those a live runner claimed, and
+reads them once their ``<key>.json`` appears; a claim whose process has exited is taken over. A runner with
+``train_only`` true stops after the grid (scripts/compare_mmrec.py ``--grid-workers`` starts such helpers beside
+the runner that chooses and scores).
 """
 
 from __future__ import annotations
@@ -35,17 +41,22 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from itertools import product
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+NOT_IN_KEY = ("out", "grid", "resume", "share", "train_only")  # where and how a grid runs, not what it computes
+POLL_S = 5.0  # how often a runner waiting for other runners' combinations looks again
 
 
 def job_digest(job: dict) -> hashlib._Hash:
     """A running hash of what a combination's result depends on besides its own values: the job (not where it
     writes, which grid it runs or whether it resumes) and the bytes of the exported interactions and features."""
-    same = {k: v for k, v in job.items() if k not in ("out", "grid", "resume")}
+    same = {k: v for k, v in job.items() if k not in NOT_IN_KEY}
     h = hashlib.sha256(json.dumps(same, sort_keys=True).encode())
     for f in sorted((Path(job["data_path"]) / job["dataset"]).iterdir()):
         if f.is_file():
@@ -59,6 +70,84 @@ def save_atomic(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
     os.replace(tmp, path)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def claim(path: Path) -> bool:
+    """Take the claim file ``path`` for this process: True when it was free or its owner has exited (a stale claim of
+    a runner that died), False while another live process holds it."""
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = path.read_text()
+            except FileNotFoundError:  # released between the two calls: try again
+                continue
+            if not owner.strip().isdigit() or pid_alive(int(owner)):  # empty: its owner is writing its pid
+                return False
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+
+
+def run_grid(
+    todo: list[tuple[dict, str]], done: Path, share: bool, train: Callable[[dict], tuple[dict, Any, dict]], log: Any
+) -> tuple[list[dict], tuple[dict, Any, Any], dict[str, int]]:
+    """Every combination of ``todo`` (``(params, key)`` pairs, in the grid's order), each either read from
+    ``done/<key>.json`` (kept by an earlier run, or, with ``share``, by another runner) or trained by
+    ``train(params) -> (run, model, best state)`` and kept there (``<key>.pt`` its state); with ``share`` a
+    combination another live runner claimed is read once it is done. Returns the runs in the grid's order, the
+    best by validation ``(run, model, state)`` (the first of equals in the grid's order; model None and state the
+    ``.pt`` path unless this call trained it) and how many were ``trained``, ``resumed`` (there before) and
+    ``shared``."""
+    earlier = {p.name for p in done.glob("*.json")}
+    found: dict[int, tuple[dict, Any, Any]] = {}
+    counts = {"trained": 0, "resumed": 0, "shared": 0}
+    live = None
+
+    def rank(i: int) -> tuple[float, int]:
+        return found[i][0]["best_valid"], -i
+
+    left = list(enumerate(todo))
+    while left:
+        waiting = []
+        for index, (params, key) in left:
+            if (done / f"{key}.json").is_file():
+                run = json.loads((done / f"{key}.json").read_text())
+                found[index] = (run, None, done / f"{key}.pt")
+                counts["resumed" if f"{key}.json" in earlier else "shared"] += 1
+                log.info("===== %s: read %s (valid %.4f)", params, done / f"{key}.json", run["best_valid"])
+            elif share and not claim(done / f"{key}.claim"):
+                waiting.append((index, (params, key)))
+            else:
+                run, model, state = train(params)
+                save_atomic(done / f"{key}.pt", lambda tmp, state=state: torch.save(state, tmp))
+                save_atomic(done / f"{key}.json", lambda tmp, run=run: tmp.write_text(json.dumps(run, default=str)))
+                (done / f"{key}.claim").unlink(missing_ok=True)
+                found[index] = (run, None, done / f"{key}.pt")
+                counts["trained"] += 1
+                if live is None or rank(index) > rank(live[0]):  # only the best trained here stays in memory
+                    live = (index, model, state)
+        if waiting and len(waiting) == len(left):  # every combination left is another live runner's: wait for one
+            time.sleep(POLL_S)
+        left = waiting
+    order = sorted(found)
+    first_best = max(order, key=rank)
+    chosen = (found[first_best][0], *live[1:]) if live is not None and live[0] == first_best else found[first_best]
+    return [found[i][0] for i in order], chosen, counts
 
 
 def main(job_file: str) -> None:
@@ -135,47 +224,40 @@ def main(job_file: str) -> None:
         shutil.rmtree(done, ignore_errors=True)
     done.mkdir(parents=True, exist_ok=True)
     digest = job_digest(job)
-    runs, best, resumed = [], None, 0
+    todo = []
     for combo in combos:
         params = dict(zip(hypers, combo, strict=True))
         h = digest.copy()
         h.update(json.dumps(params, sort_keys=True, default=str).encode())
-        key = h.hexdigest()[:20]
-        if (done / f"{key}.json").is_file():  # trained by an earlier, interrupted run of this job
-            run = json.loads((done / f"{key}.json").read_text())
-            runs.append(run)
-            resumed += 1
-            log.info("===== %s = %s: read %s (valid %.4f)", hypers, combo, done / f"{key}.json", run["best_valid"])
-            if best is None or run["best_valid"] > best[0]:
-                best = (run["best_valid"], run, None, done / f"{key}.pt")
-            continue
-        for h, v in zip(hypers, combo, strict=True):
+        todo.append((params, h.hexdigest()[:20]))
+
+    def train(params: dict) -> tuple[dict, object, dict]:
+        for h, v in params.items():
             config[h] = v
         init_seed(config["seed"])
-        log.info("===== %s = %s", hypers, combo)
+        log.info("===== %s", params)
         train_data.pretrain_setup()
         model = get_model(config["model"])(config, train_data).to(config["device"])
         trainer = BestEpochTrainer(config, model)
         t = time.perf_counter()
         best_valid, valid_result, test_result = trainer.fit(train_data, valid_data=valid_data, test_data=test_data)
-        fit_s = time.perf_counter() - t
         run = {
-            "params": dict(zip(hypers, combo, strict=True)),
+            "params": params,
             "best_valid": float(best_valid),
             "valid": {k: float(v) for k, v in valid_result.items()},
             "test": {k: float(v) for k, v in test_result.items()},
             "epochs": len(trainer.train_loss_dict),
-            "fit_s": fit_s,
+            "fit_s": time.perf_counter() - t,
         }
-        runs.append(run)
-        log.info("valid %.4f, %d epochs, %.1f s", best_valid, run["epochs"], fit_s)
-        state = trainer.best_state if trainer.best_state is not None else model.state_dict()
-        save_atomic(done / f"{key}.pt", lambda tmp, state=state: torch.save(state, tmp))
-        save_atomic(done / f"{key}.json", lambda tmp, run=run: tmp.write_text(json.dumps(run, default=str)))
-        if best is None or best_valid > best[0]:
-            best = (best_valid, run, model, trainer.best_state)
-    _, run, model, state = best
-    if model is None:  # the best combination was trained by an earlier run: rebuild it, then load its weights
+        log.info("valid %.4f, %d epochs, %.1f s", best_valid, run["epochs"], run["fit_s"])
+        return run, model, trainer.best_state if trainer.best_state is not None else model.state_dict()
+
+    runs, best, counts = run_grid(todo, done, bool(job.get("share", False)), train, log)
+    if job.get("train_only", False):
+        log.info("train_only: %s", counts)
+        return
+    run, model, state = best
+    if model is None:  # the best combination was trained by an earlier run or another runner: rebuild, then load
         for h, v in run["params"].items():
             config[h] = v
         init_seed(config["seed"])
@@ -223,7 +305,8 @@ def main(job_file: str) -> None:
         "epochs": run["epochs"],
         "fit_s": run["fit_s"],  # the chosen combination's fit
         "fit_all_s": sum(r["fit_s"] for r in runs),  # every combination (MMRec's published procedure)
-        "resumed": resumed,  # combinations read from an earlier run of this job (their fit_s are that run's)
+        "resumed": counts["resumed"],  # combinations read from an earlier run of this job (their fit_s are that run's)
+        "shared": counts["shared"],  # combinations other runners of this job trained while this one ran (share)
         "data_s": data_s,
         "score_s": score_s,
         "runs": runs,

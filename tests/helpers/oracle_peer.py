@@ -16,6 +16,9 @@ import pandas as pd
 
 def main(job_file: str) -> None:
     job = json.loads(Path(job_file).read_text())
+    if job.get("train_only"):  # a grid helper (scripts/compare_mmrec.py --grid-workers): it only leaves its mark
+        (Path(job["out"]) / f"helper-{Path(job_file).stem}.done").write_text(job_file)
+        return
     folder = Path(job["data_path"]) / job["dataset"]
     if "mmrec" in job:  # MMRec: one .inter file, contiguous ids, x_label 2 = test
         inter = pd.read_csv(folder / f"{job['dataset']}.inter", sep="\t")
