@@ -23,6 +23,9 @@ fits, and the whole subprocess.
     MMBENCH_DATA_DIR=../shared/data python scripts/compare_mmrec.py --peer-python ../mmbench-peers/venv/bin/python \\
         --mmrec ../mmbench-peers/MMRec [--models freedom] [--profiles defaults mmbench] [--epochs 2 --grid first]
 
+A published grid can take hours: ``--resume`` keeps the combinations an interrupted run finished, and
+``--grid-workers N`` splits the grid over N one-thread runners (scripts/peers/run_mmrec.py, ``share``).
+
 Seeds: ``--seed S`` (default 0) is mmbench's model seed, MMRec keeping its configs' own (999); ``--seeds 0 1 2`` runs
 every model on both sides once per seed (MMRec with ``seed: S``; the split stays ``split.seed``'s) and ends with the
 mean and standard deviation over the seeds, so that a difference can be set against both sides' seed spread.
