@@ -189,9 +189,9 @@ MODELS = list(SAME)
 
 def start_grid_helpers(python: str, job: dict, n: int) -> list[tuple[subprocess.Popen, Path]]:
     """Start ``n`` runners beside ``job``'s own that train its grid's combinations and stop (``train_only``); all of
-    them claim combinations (``share``, scripts/peers/run_mmrec.py). A job that does not resume has its kept
-    combinations deleted here first, before any runner starts, and every runner then keeps what the others finish.
-    Each helper logs to ``<out>/helper-<k>.log``."""
+    them claim combinations: ``job`` itself gets ``share`` and ``resume`` set (scripts/peers/run_mmrec.py). A job that
+    did not resume has its kept combinations deleted here first, before any runner starts, and every runner then
+    keeps what the others finish. Each helper logs to ``<out>/helper-<k>.log``."""
     if n == 0:
         return []
     out = Path(job["out"])
